@@ -1,0 +1,35 @@
+# Mahnwesen: `make run` (install, migrate, demo data, web + worker + beat) and `make test`.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+export DJANGO_DEBUG ?= true
+
+.PHONY: install run test lint bench clean
+
+$(BIN)/activate: pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found; set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(BIN)/activate
+
+install: $(BIN)/activate
+
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	$(PY) scripts/run_all.py
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install
+	$(PY) manage.py bench
+
+clean:
+	rm -rf $(VENV) db.sqlite3* var/* staticfiles

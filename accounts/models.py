@@ -1,0 +1,46 @@
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Language(models.TextChoices):
+    GERMAN = "de", _("German")
+    ENGLISH = "en", _("English")
+
+
+class SalesAccount(models.Model):
+    """A channel orders come in through (web shop, eBay, Amazon, ...)."""
+
+    class Channel(models.TextChoices):
+        WEBSHOP = "webshop", _("Web shop")
+        EBAY = "ebay", _("eBay")
+        AMAZON = "amazon", _("Amazon")
+        OTHER = "other", _("Other")
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    channel = models.CharField(_("channel"), max_length=20, choices=Channel.choices, default=Channel.WEBSHOP)
+    sender_email = models.EmailField(_("sender e-mail"), help_text=_("From address of reminders."))
+    reply_to_email = models.EmailField(_("reply-to e-mail"), blank=True)
+    team_email = models.EmailField(
+        _("team e-mail"), blank=True, help_text=_("Where notices about flagged or cancelled orders go.")
+    )
+    language = models.CharField(
+        _("language"),
+        max_length=2,
+        choices=Language.choices,
+        default=Language.GERMAN,
+        help_text=_("Default language of its e-mails."),
+    )
+    payment_instructions = models.TextField(
+        _("payment instructions"),
+        blank=True,
+        help_text=_("Bank details or how to pay; available in templates as {{ payment_instructions }}."),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("sales account")
+        verbose_name_plural = _("sales accounts")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

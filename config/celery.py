@@ -1,0 +1,23 @@
+"""The Celery app. Beat sends `dunning.tasks.automation_tick` every DUNNING_TICK_SECONDS; the tick
+itself decides from the database whether the automatic job is due, so switching the automation
+or changing its interval needs no restart."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("mahnwesen")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@app.on_after_finalize.connect
+def _schedule_tick(sender: Celery, **kwargs) -> None:
+    from django.conf import settings
+
+    sender.add_periodic_task(
+        float(settings.DUNNING_TICK_SECONDS), sender.signature("dunning.tasks.automation_tick"),
+        name="dunning automation tick",
+    )

@@ -1,0 +1,256 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import Language, SalesAccount
+from orders.models import Order, PaymentMethod
+
+LEVELS = (1, 2, 3)
+LEVEL_CHOICES = [(1, _("Level 1")), (2, _("Level 2")), (3, _("Level 3"))]
+MAX_SEND_ATTEMPTS = 3
+
+
+class DunningConfig(models.Model):
+    """Dunning settings for one (sales account, payment method)."""
+
+    class CancellationAction(models.TextChoices):
+        FLAG = "flag", _("Flag for cancellation")
+        CANCEL = "cancel", _("Cancel")
+        CANCEL_AND_RELEASE = "cancel_and_release_reservation", _("Cancel and release the reservation")
+
+    sales_account = models.ForeignKey(SalesAccount, on_delete=models.CASCADE, related_name="dunning_configs",
+                                      verbose_name=_("sales account"))
+    payment_method = models.ForeignKey(PaymentMethod, on_delete=models.CASCADE, related_name="dunning_configs",
+                                       verbose_name=_("payment method"))
+    is_active = models.BooleanField(_("active"), default=False)
+    level_1_days = models.PositiveSmallIntegerField(_("level 1 after (days overdue)"), default=7)
+    level_2_days = models.PositiveSmallIntegerField(_("level 2 after (days overdue)"), default=14)
+    level_3_days = models.PositiveSmallIntegerField(_("level 3 after (days overdue)"), default=21)
+    min_days_between_reminders = models.PositiveSmallIntegerField(_("minimum days between reminders"), default=7)
+    minimum_amount = models.DecimalField(_("minimum amount"), max_digits=12, decimal_places=2,
+                                         default=Decimal("0"), validators=[MinValueValidator(Decimal("0"))])
+    only_orders_since = models.DateField(
+        _("only orders since"), null=True, blank=True,
+        help_text=_("Orders placed before this date are never reminded, flagged or cancelled."),
+    )
+    cancel_after_days = models.PositiveSmallIntegerField(
+        _("cancel after (days)"), null=True, blank=True,
+        help_text=_("Prepayment only: handle open orders this many days after the order date."),
+    )
+    cancellation_action = models.CharField(_("cancellation action"), max_length=40,
+                                           choices=CancellationAction.choices, default=CancellationAction.FLAG)
+
+    class Meta:
+        verbose_name = _("dunning configuration")
+        verbose_name_plural = _("dunning configurations")
+        ordering = ["sales_account__name", "payment_method__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["sales_account", "payment_method"], name="dunningconfig_unique"),
+            models.CheckConstraint(
+                condition=Q(level_1_days__lt=models.F("level_2_days"), level_2_days__lt=models.F("level_3_days")),
+                name="dunningconfig_levels_increase",
+                violation_error_message=_("The days must increase: level 1 < level 2 < level 3."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sales_account} / {self.payment_method}"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.cancel_after_days is not None and self.payment_method_id and not self.payment_method.is_prepayment:
+            raise ValidationError({"cancel_after_days": _("Only prepayment orders are cancelled automatically.")})
+
+    def level_days(self, level: int) -> int:
+        return {1: self.level_1_days, 2: self.level_2_days, 3: self.level_3_days}[level]
+
+
+class EmailTemplate(models.Model):
+    """A reminder e-mail written by staff in (sandboxed) Jinja2."""
+
+    name = models.CharField(_("name"), max_length=100)
+    language = models.CharField(_("language"), max_length=2, choices=Language.choices, default=Language.GERMAN)
+    subject = models.CharField(_("subject"), max_length=255)
+    body = models.TextField(_("text body"))
+    html_body = models.TextField(_("HTML body"), blank=True, help_text=_("Optional; sent as an alternative."))
+
+    class Meta:
+        verbose_name = _("e-mail template")
+        verbose_name_plural = _("e-mail templates")
+        ordering = ["name", "language"]
+        constraints = [models.UniqueConstraint(fields=["name", "language"], name="emailtemplate_name_language")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.language})"
+
+    def clean(self) -> None:
+        from .templating import validate_template_fields
+
+        super().clean()
+        validate_template_fields(subject=self.subject, body=self.body, html_body=self.html_body)
+
+
+class ReminderAssignment(models.Model):
+    """Which template a sales account sends at a level, and whether the job sends it."""
+
+    sales_account = models.ForeignKey(SalesAccount, on_delete=models.CASCADE, related_name="reminder_assignments",
+                                      verbose_name=_("sales account"))
+    level = models.PositiveSmallIntegerField(_("level"), choices=LEVEL_CHOICES,
+                                             validators=[MinValueValidator(1), MaxValueValidator(3)])
+    template = models.ForeignKey(EmailTemplate, on_delete=models.PROTECT, related_name="assignments",
+                                 verbose_name=_("template"))
+    send_automatically = models.BooleanField(_("send automatically"), default=False)
+
+    class Meta:
+        verbose_name = _("reminder assignment")
+        verbose_name_plural = _("reminder assignments")
+        ordering = ["sales_account__name", "level"]
+        constraints = [
+            models.UniqueConstraint(fields=["sales_account", "level"], name="assignment_unique_per_level"),
+            models.CheckConstraint(condition=Q(level__gte=1, level__lte=3), name="assignment_level_1_to_3"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sales_account} L{self.level}: {self.template}"
+
+
+class DunningRun(models.Model):
+    """One run of the job (scheduled, command or manual Notify) with its counts."""
+
+    class Trigger(models.TextChoices):
+        SCHEDULED = "scheduled", _("Scheduled")
+        COMMAND = "command", _("Command")
+        MANUAL = "manual", _("Manual (Notify)")
+
+    trigger = models.CharField(_("trigger"), max_length=20, choices=Trigger.choices)
+    dry_run = models.BooleanField(_("dry run"), default=False)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   verbose_name=_("started by"))
+    started_at = models.DateTimeField(_("started at"))
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), null=True, blank=True)
+    sent = models.PositiveIntegerField(_("sent"), default=0)
+    failed = models.PositiveIntegerField(_("failed"), default=0)
+    skipped = models.PositiveIntegerField(_("skipped"), default=0)
+    flagged = models.PositiveIntegerField(_("flagged"), default=0)
+    cancelled = models.PositiveIntegerField(_("cancelled"), default=0)
+    details = models.JSONField(_("details"), default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        verbose_name = _("dunning run")
+        verbose_name_plural = _("dunning runs")
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_trigger_display()} {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.finished_at is not None
+
+
+class Reminder(models.Model):
+    """One reminder e-mail to one order at one level; the outbox row is written before sending."""
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", _("Manual")
+        AUTOMATIC = "automatic", _("Automatic")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("In flight")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+        DELIVERED = "delivered", _("Delivered")
+        BOUNCED = "bounced", _("Bounced")
+        COMPLAINED = "complained", _("Complained")
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="reminders", verbose_name=_("order"))
+    level = models.PositiveSmallIntegerField(_("level"), choices=LEVEL_CHOICES)
+    trigger = models.CharField(_("trigger"), max_length=20, choices=Trigger.choices)
+    sent_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                verbose_name=_("sent by"))
+    run = models.ForeignKey(DunningRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="reminders")
+    template = models.ForeignKey(EmailTemplate, null=True, blank=True, on_delete=models.SET_NULL,
+                                 verbose_name=_("template"))
+    recipient = models.EmailField(_("recipient"))
+    subject = models.CharField(_("subject"), max_length=255)
+    body = models.TextField(_("body"))
+    html_body = models.TextField(_("HTML body"), blank=True)
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.PENDING)
+    claim = models.UUIDField(_("claim"), null=True, blank=True, editable=False)
+    message_id = models.CharField(_("message id"), max_length=255, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    created_at = models.DateTimeField(_("created at"))
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    status_changed_at = models.DateTimeField(_("status changed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("reminder")
+        verbose_name_plural = _("reminders")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # The last line of defence: never two live reminders of one level to one order.
+            models.UniqueConstraint(fields=["order", "level"], condition=~Q(status="failed"),
+                                    name="reminder_one_live_per_order_level"),
+            models.CheckConstraint(condition=Q(level__gte=1, level__lte=3), name="reminder_level_1_to_3"),
+        ]
+        indexes = [
+            models.Index(fields=["claim"], name="reminder_claim_idx"),
+            models.Index(fields=["status", "created_at"], name="reminder_status_idx"),
+            models.Index(fields=["message_id"], name="reminder_message_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order.number} L{self.level} {self.status}"
+
+
+class DunningAutomation(models.Model):
+    """The one global switch of the automatic job. Only support staff (superusers) change it."""
+
+    enabled = models.BooleanField(_("enabled"), default=False)
+    interval_minutes = models.PositiveIntegerField(_("interval (minutes)"), default=60,
+                                                   validators=[MinValueValidator(1), MaxValueValidator(10080)])
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", verbose_name=_("changed by"))
+    changed_at = models.DateTimeField(_("changed at"), null=True, blank=True)
+    last_scheduled_run_at = models.DateTimeField(_("last scheduled run"), null=True, blank=True)
+    lease_owner = models.CharField(_("lease owner"), max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(_("lease expires"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("dunning automation")
+        verbose_name_plural = _("dunning automation")
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="dunningautomation_singleton")]
+
+    def __str__(self) -> str:
+        return str(_("Automatic dunning"))
+
+    @classmethod
+    def load(cls) -> "DunningAutomation":
+        obj, _created = cls.objects.get_or_create(pk=1)
+        return obj
+
+
+class AutomationChange(models.Model):
+    """Audit row for every change of the global switch."""
+
+    automation = models.ForeignKey(DunningAutomation, on_delete=models.CASCADE, related_name="changes")
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   verbose_name=_("changed by"))
+    changed_at = models.DateTimeField(_("changed at"))
+    old = models.JSONField(_("old value"), default=dict)
+    new = models.JSONField(_("new value"), default=dict)
+
+    class Meta:
+        verbose_name = _("automation change")
+        verbose_name_plural = _("automation changes")
+        ordering = ["-changed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.changed_at:%Y-%m-%d %H:%M} {self.old} -> {self.new}"

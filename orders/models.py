@@ -1,0 +1,124 @@
+import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import Language, SalesAccount
+
+OPEN = Q(paid_at__isnull=True, cancelled_at__isnull=True)
+
+
+def local_date(value: datetime.datetime) -> datetime.date:
+    """The calendar date of an aware datetime in TIME_ZONE."""
+    return value.astimezone(ZoneInfo(settings.TIME_ZONE)).date()
+
+
+class PaymentMethod(models.Model):
+    code = models.SlugField(_("code"), max_length=40, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    is_prepayment = models.BooleanField(_("prepayment"), default=False)
+    payment_term_days = models.PositiveSmallIntegerField(
+        _("payment term (days)"), default=0, help_text=_("0 for prepayment.")
+    )
+
+    class Meta:
+        verbose_name = _("payment method")
+        verbose_name_plural = _("payment methods")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Order(models.Model):
+    sales_account = models.ForeignKey(
+        SalesAccount, on_delete=models.PROTECT, related_name="orders", verbose_name=_("sales account")
+    )
+    payment_method = models.ForeignKey(
+        PaymentMethod, on_delete=models.PROTECT, related_name="orders", verbose_name=_("payment method")
+    )
+    number = models.CharField(_("number"), max_length=64)
+    customer_name = models.CharField(_("customer"), max_length=200)
+    customer_email = models.EmailField(_("customer e-mail"), blank=True)
+    language = models.CharField(
+        _("language"), max_length=2, choices=Language.choices, blank=True, help_text=_("Blank: the account's.")
+    )
+    total = models.DecimalField(
+        _("total"), max_digits=12, decimal_places=2, validators=[MinValueValidator(Decimal("0"))]
+    )
+    currency = models.CharField(
+        _("currency"), max_length=3, default="EUR", validators=[RegexValidator(r"^[A-Z]{3}$")]
+    )
+    ordered_at = models.DateTimeField(_("ordered at"))
+    paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
+    cancelled_at = models.DateTimeField(_("cancelled at"), null=True, blank=True)
+    dunning_blocked = models.BooleanField(_("dunning blocked"), default=False)
+    dunning_block_reason = models.CharField(_("block reason"), max_length=200, blank=True)
+    reminders_sent = models.PositiveSmallIntegerField(_("sent reminders"), default=0)
+    last_reminder_at = models.DateTimeField(_("last reminder"), null=True, blank=True)
+    flagged_for_cancellation_at = models.DateTimeField(_("flagged for cancellation"), null=True, blank=True)
+    reservation_released_at = models.DateTimeField(_("reservation released"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("order")
+        verbose_name_plural = _("orders")
+        ordering = ["-ordered_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["sales_account", "number"], name="order_number_unique_per_account"),
+            models.CheckConstraint(condition=Q(reminders_sent__gte=0, reminders_sent__lte=3),
+                                   name="order_reminders_sent_0_to_3"),
+            models.CheckConstraint(condition=Q(reminders_sent=0) | Q(last_reminder_at__isnull=False),
+                                   name="order_last_reminder_when_sent"),
+            models.CheckConstraint(condition=Q(total__gte=0), name="order_total_not_negative"),
+        ]
+        indexes = [
+            # The overview and the level rule look only at open orders: partial indexes keep them
+            # small (about a tenth of all orders) and match each filter path.
+            models.Index(fields=["sales_account", "payment_method", "reminders_sent", "ordered_at"],
+                         condition=OPEN, name="order_open_level_idx"),
+            models.Index(fields=["ordered_at"], condition=OPEN, name="order_open_date_idx"),
+            models.Index(fields=["flagged_for_cancellation_at"], condition=OPEN, name="order_open_flagged_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} ({self.sales_account})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.paid_at is None and self.cancelled_at is None
+
+    @property
+    def effective_language(self) -> str:
+        return self.language or self.sales_account.language
+
+    @property
+    def due_date(self) -> datetime.date:
+        return local_date(self.ordered_at) + datetime.timedelta(days=self.payment_method.payment_term_days)
+
+    def days_overdue(self, today: datetime.date) -> int:
+        return (today - self.due_date).days
+
+
+class OrderEvent(models.Model):
+    """Audit trail: one row per state change of an order, written in the same transaction."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(_("action"), max_length=40)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             verbose_name=_("user"))
+    at = models.DateTimeField(_("at"))
+    details = models.JSONField(_("details"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("order event")
+        verbose_name_plural = _("order events")
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["order", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.action} {self.at:%Y-%m-%d %H:%M}"

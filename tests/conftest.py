@@ -1,0 +1,78 @@
+import datetime
+import shutil
+
+import pytest
+from django.db import connection
+
+from tests.factories import (
+    DunningConfigFactory,
+    PaymentMethodFactory,
+    ReminderAssignmentFactory,
+    SalesAccountFactory,
+    UserFactory,
+    berlin,
+)
+
+NOW = berlin(2026, 11, 26, 10, 0)
+
+
+@pytest.fixture(autouse=True)
+def _fast_retries(settings):
+    settings.DUNNING_RETRY_BACKOFF_SECONDS = 0
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+
+
+@pytest.fixture
+def now() -> datetime.datetime:
+    return NOW
+
+
+@pytest.fixture
+def require_postgres(db):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL=postgres://...): row locks and concurrency")
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+def account(db):
+    return SalesAccountFactory(name="Webshop")
+
+
+@pytest.fixture
+def invoice(db):
+    return PaymentMethodFactory(code="invoice", name="Rechnung", payment_term_days=14)
+
+
+@pytest.fixture
+def prepayment(db):
+    return PaymentMethodFactory(code="prepayment", name="Vorkasse", is_prepayment=True, payment_term_days=0)
+
+
+@pytest.fixture
+def config(account, invoice):
+    return DunningConfigFactory(sales_account=account, payment_method=invoice)
+
+
+@pytest.fixture
+def assignments(account):
+    return [ReminderAssignmentFactory(sales_account=account, level=level) for level in (1, 2, 3)]
+
+
+@pytest.fixture
+def support_user(db):
+    return UserFactory(username="support", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def backoffice_user(db):
+    return UserFactory(username="backoffice", is_staff=True, groups=["Back office"])
+
+
+@pytest.fixture
+def outsider_user(db):
+    """Staff, but not in the back-office group."""
+    return UserFactory(username="outsider", is_staff=True)
