@@ -6,8 +6,6 @@ from .models import (
     DunningAutomation,
     DunningConfig,
     DunningRun,
-    EmailTemplate,
-    Reminder,
     ReminderAssignment,
 )
 
@@ -21,33 +19,11 @@ class DunningConfigAdmin(admin.ModelAdmin):
     list_select_related = ["sales_account", "payment_method"]
 
 
-@admin.register(EmailTemplate)
-class EmailTemplateAdmin(admin.ModelAdmin):
-    list_display = ["name", "language", "subject"]
-    list_filter = ["language"]
-    search_fields = ["name", "subject", "body"]
-
-
 @admin.register(ReminderAssignment)
 class ReminderAssignmentAdmin(admin.ModelAdmin):
     list_display = ["sales_account", "level", "template", "send_automatically"]
     list_filter = ["sales_account", "level", "send_automatically"]
     list_select_related = ["sales_account", "template"]
-
-
-@admin.register(Reminder)
-class ReminderAdmin(admin.ModelAdmin):
-    list_display = ["order", "level", "trigger", "status", "recipient", "created_at", "sent_at", "sent_by"]
-    list_filter = ["status", "level", "trigger"]
-    search_fields = ["order__number", "recipient", "message_id"]
-    list_select_related = ["order", "order__sales_account", "sent_by"]
-    show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 @admin.register(DunningRun)
@@ -95,3 +71,6 @@ class DunningAutomationAdmin(SuperuserOnlyMixin, admin.ModelAdmin):
 @admin.register(AutomationChange)
 class AutomationChangeAdmin(SuperuserOnlyMixin, admin.ModelAdmin):
     list_display = ["changed_at", "changed_by", "old", "new"]
+
+
+from . import admin_templates  # noqa: E402,F401  (EmailTemplate and Reminder admin)
