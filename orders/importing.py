@@ -1,0 +1,420 @@
+"""Order import from CSV: `python manage.py import_orders FILE.csv`.
+
+Two phases, so that a bad file changes nothing:
+1. `parse_orders_csv` reads and validates every row (no writes; three reads: accounts, payment
+   methods and, per sales account, the existing orders of the numbers in the file in chunks).
+2. `orders_import` upserts in one transaction with batched INSERTs (new orders) and batched
+   `INSERT ... ON CONFLICT DO UPDATE` (changed orders), plus one audit `OrderEvent` per written order.
+
+An import only writes the order's own data. It never touches the dunning state (reminders sent,
+last reminder, flags, blocks), and an empty `paid_at` / `cancelled_at` never clears a value already
+in the database: payments and cancellations arrive, an export made before them does not undo them."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+from babel.numbers import list_currencies
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import Language, SalesAccount
+
+from .models import Order, OrderEvent, PaymentMethod
+
+COLUMNS: tuple[str, ...] = (
+    "number", "sales_account", "payment_method", "customer_name", "customer_email", "language", "total",
+    "currency", "ordered_at", "paid_at", "cancelled_at",
+)
+REQUIRED: frozenset[str] = frozenset(
+    {"number", "sales_account", "payment_method", "customer_name", "total", "currency", "ordered_at"})
+# The order fields an import sets; everything else on Order is dunning state and is left alone.
+IMPORTED_FIELDS: tuple[str, ...] = (
+    "payment_method", "customer_name", "customer_email", "language", "total", "currency", "ordered_at",
+    "paid_at", "cancelled_at",
+)
+BATCH_SIZE = 1000
+LOOKUP_CHUNK = 900  # numbers per `IN (...)` when looking up existing orders (below SQLite's variable limit)
+
+_TOTAL = re.compile(r"^\d{1,10}(?:\.\d{1,2})?$")
+_NEGATIVE_TOTAL = re.compile(r"^-\s*\d+(?:[.,]\d*)?$")
+_LANGUAGES = frozenset(Language.values)
+_MAX_LENGTH = {name: Order._meta.get_field(name).max_length for name in ("number", "customer_name", "customer_email")}
+
+
+class OrderImportError(Exception):
+    """The file cannot be imported. `problems` holds one line per problem ("row 7, column total: ...")."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+class OrderFileError(Exception):
+    """The file cannot be read at all (missing, not UTF-8, empty): one line, no row numbers."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRow:
+    """One validated row of the file. `row` is the spreadsheet row number (the header is row 1)."""
+
+    row: int
+    number: str
+    sales_account_id: int
+    payment_method_id: int
+    customer_name: str
+    customer_email: str
+    language: str
+    total: Decimal
+    currency: str
+    ordered_at: datetime.datetime
+    paid_at: datetime.datetime | None
+    cancelled_at: datetime.datetime | None
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return (self.sales_account_id, self.number)
+
+
+@dataclass
+class ImportResult:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    changed_fields: dict[str, int] = field(default_factory=dict)  # field name -> number of orders it changed in
+
+    def summary(self) -> str:
+        return f"created {self.created}, updated {self.updated} ({self.unchanged} unchanged)"
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+def read_text(path: Path) -> str:
+    """The file's text: UTF-8, with or without BOM. Raises OrderFileError with one line."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise OrderFileError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise OrderFileError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise OrderFileError(
+            f"{path}: not UTF-8 (byte 0x{data[exc.start]:02x} at position {exc.start}); "
+            "save it as \"CSV UTF-8\"") from None
+
+
+def sniff_delimiter(header_line: str) -> str:
+    """`;` (German Excel) or `,`, whichever the header line uses more."""
+    return ";" if header_line.count(";") > header_line.count(",") else ","
+
+
+def split_rows(text: str) -> tuple[list[str], Iterator[list[str]]]:
+    """The header (stripped, lower case) and the data rows of the CSV text."""
+    if not text.strip():
+        raise OrderFileError(f"the file is empty (expected the header: {','.join(COLUMNS)})")
+    delimiter = sniff_delimiter(text.lstrip("\r\n").split("\n", 1)[0])
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"', strict=True)
+    header = next(reader)
+    while not any(cell.strip() for cell in header):  # blank lines before the header
+        header = next(reader)
+    return [h.strip().lower() for h in header], reader
+
+
+def header_problems(header: list[str]) -> list[str]:
+    problems = []
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            problems.append(f"row 1, column {name or '(empty)'}: the column appears twice")
+        elif name not in COLUMNS:
+            problems.append(f"row 1, column {name or '(empty)'}: unexpected column "
+                            f"(expected {','.join(COLUMNS)})")
+        seen.add(name)
+    problems += [f"row 1, column {name}: missing column" for name in COLUMNS if name not in seen]
+    return problems
+
+
+# --- values -----------------------------------------------------------------------------------
+
+def parse_datetime(text: str, tz: ZoneInfo) -> datetime.datetime:
+    """ISO 8601 date or date-time; naive values and plain dates are in `tz` (in the hour the clocks go
+    back, the first, summer-time, reading). Raises ValueError."""
+    value = datetime.datetime.fromisoformat(text)
+    if timezone.is_naive(value):
+        value = value.replace(tzinfo=tz)
+    # In UTC: an aware time in the hour the clocks go back compares unequal to every time in another
+    # zone (PEP 495), which would make each re-import "change" it.
+    return value.astimezone(datetime.UTC)
+
+
+def parse_total(text: str) -> Decimal:
+    """A non-negative decimal with a dot and at most 2 decimals. Raises ValueError with the reason."""
+    if _NEGATIVE_TOTAL.match(text):
+        raise ValueError("is negative")
+    if not _TOTAL.match(text):
+        if re.fullmatch(r"\d+,\d{1,2}", text):
+            raise ValueError("is not a decimal with a dot (write 12.50, not 12,50)")
+        if re.fullmatch(r"\d+\.\d{3,}", text):
+            raise ValueError("has more than 2 decimals")
+        raise ValueError("is not an amount like 12.50 (digits, a dot, at most 2 decimals)")
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the regex admits only valid decimals
+        raise ValueError("is not a decimal") from None
+
+
+# --- validation -------------------------------------------------------------------------------
+
+class StoredOrder(NamedTuple):
+    """The imported fields of an order already in the database (a tuple: 100,000 of them stay small)."""
+
+    id: int
+    payment_method: int
+    customer_name: str
+    customer_email: str
+    language: str
+    total: Decimal
+    currency: str
+    ordered_at: datetime.datetime
+    paid_at: datetime.datetime | None
+    cancelled_at: datetime.datetime | None
+
+
+assert StoredOrder._fields[1:] == IMPORTED_FIELDS  # _changes() zips them
+
+
+@dataclass
+class ParsedFile:
+    rows: list[OrderRow]
+    existing: dict[tuple[int, str], StoredOrder]  # the orders of the file already in the database
+
+
+def _cell_problem(row: int, column: str, raw: str, reason: str) -> str:
+    return f'row {row}, column {column}: "{raw}" {reason}'
+
+
+def validate_rows(header: list[str], records: Iterable[list[str]], *, accounts: dict[str, int],
+                  methods: dict[str, int], currencies: frozenset[str], tz: ZoneInfo,
+                  account_names: dict[int, str]) -> tuple[list[OrderRow], list[str]]:
+    """Check every row; returns the good rows and one line per problem (all of them, not just the first)."""
+    index = {name: i for i, name in enumerate(header)}
+    width = len(header)
+    rows: list[OrderRow] = []
+    problems: list[str] = []
+    first_seen: dict[tuple[int, str], int] = {}
+    known_accounts = ", ".join(sorted(accounts)) or "none"
+    known_methods = ", ".join(sorted(methods)) or "none"
+    row_no = 1
+    try:
+        for row_no, record in enumerate(records, start=2):
+            if not any(cell.strip() for cell in record):
+                continue  # empty line, or a spreadsheet's trailing ";;;;;"
+            if len(record) != width:
+                problems.append(f"row {row_no}: {len(record)} fields, the header has {width}")
+                continue
+            cells = {name: record[i].strip() for name, i in index.items()}
+            bad: list[str] = []
+            for name in COLUMNS:
+                if name in REQUIRED and not cells[name]:
+                    bad.append(f"row {row_no}, column {name}: empty (required)")
+            for name, limit in _MAX_LENGTH.items():
+                if len(cells[name]) > limit:
+                    bad.append(_cell_problem(row_no, name, cells[name][:20] + "...",
+                                             f"is longer than {limit} characters"))
+
+            account_id = accounts.get(cells["sales_account"])
+            if cells["sales_account"] and account_id is None:
+                bad.append(_cell_problem(row_no, "sales_account", cells["sales_account"],
+                                         f"is not a sales account (known: {known_accounts})"))
+            method_id = methods.get(cells["payment_method"])
+            if cells["payment_method"] and method_id is None:
+                bad.append(_cell_problem(row_no, "payment_method", cells["payment_method"],
+                                         f"is not a payment method code (known: {known_methods})"))
+            email = cells["customer_email"]
+            if email:
+                try:
+                    validate_email(email)
+                except ValidationError:
+                    bad.append(_cell_problem(row_no, "customer_email", email, "is not a valid e-mail address"))
+            language = cells["language"].lower()
+            if language and language not in _LANGUAGES:
+                bad.append(_cell_problem(row_no, "language", cells["language"],
+                                         f"is not a language (empty, {' or '.join(sorted(_LANGUAGES))})"))
+            total = None
+            if cells["total"]:
+                try:
+                    total = parse_total(cells["total"])
+                except ValueError as exc:
+                    bad.append(_cell_problem(row_no, "total", cells["total"], str(exc)))
+            currency = cells["currency"].upper()
+            if currency and currency not in currencies:
+                bad.append(_cell_problem(row_no, "currency", cells["currency"], "is not an ISO 4217 currency code"))
+            dates: dict[str, datetime.datetime | None] = {}
+            for name in ("ordered_at", "paid_at", "cancelled_at"):
+                dates[name] = None
+                if cells[name]:
+                    try:
+                        dates[name] = parse_datetime(cells[name], tz)
+                    except ValueError:
+                        bad.append(_cell_problem(row_no, name, cells[name],
+                                                 "is not an ISO 8601 date or date-time (e.g. 2026-11-05 or "
+                                                 "2026-11-05T14:30:00+01:00)"))
+            if account_id is not None and cells["number"]:
+                key = (account_id, cells["number"])
+                if key in first_seen:
+                    bad.append(_cell_problem(row_no, "number", cells["number"],
+                                             f"appears more than once for sales account "
+                                             f"\"{account_names[account_id]}\" (first in row {first_seen[key]})"))
+                else:
+                    first_seen[key] = row_no
+            if bad:
+                problems += bad
+                continue
+            rows.append(OrderRow(
+                row=row_no, number=cells["number"], sales_account_id=account_id, payment_method_id=method_id,
+                customer_name=cells["customer_name"], customer_email=email, language=language, total=total,
+                currency=currency, ordered_at=dates["ordered_at"], paid_at=dates["paid_at"],
+                cancelled_at=dates["cancelled_at"],
+            ))
+    except csv.Error as exc:
+        problems.append(f"row {row_no + 1}: the CSV is malformed ({exc})")  # csv rows count from the last good one
+    return rows, problems
+
+
+def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def existing_orders(rows: Sequence[OrderRow]) -> dict[tuple[int, str], StoredOrder]:
+    """The stored orders among `rows`, by (account id, number). One query per sales account and chunk
+    of numbers (never one per row); the unique index (account, number) serves each."""
+    numbers_by_account: dict[int, list[str]] = {}
+    for r in rows:
+        numbers_by_account.setdefault(r.sales_account_id, []).append(r.number)
+    found: dict[tuple[int, str], StoredOrder] = {}
+    for account_id, numbers in numbers_by_account.items():
+        for chunk in _chunks(numbers, LOOKUP_CHUNK):
+            for number, *values in (Order.objects.filter(sales_account_id=account_id, number__in=chunk).order_by()
+                                    .values_list("number", "id", *IMPORTED_FIELDS)):
+                found[(account_id, number)] = StoredOrder(*values)
+    return found
+
+
+def parse_orders_csv(path: Path) -> ParsedFile:
+    """Read and validate the file. Raises OrderFileError (unreadable) or OrderImportError (bad rows)."""
+    text = read_text(path)
+    try:
+        header, records = split_rows(text)
+    except (csv.Error, StopIteration) as exc:
+        raise OrderFileError(f"{path}: the header cannot be read ({exc or 'no header'})") from None
+    problems = header_problems(header)
+    if problems:
+        raise OrderImportError(problems)
+    account_pairs = list(SalesAccount.objects.values_list("name", "id"))
+    accounts = dict(account_pairs)
+    methods = dict(PaymentMethod.objects.values_list("code", "id"))
+    rows, problems = validate_rows(
+        header, records, accounts=accounts, methods=methods, currencies=frozenset(list_currencies()),
+        tz=ZoneInfo(settings.TIME_ZONE), account_names={i: n for n, i in account_pairs})
+    if problems:
+        raise OrderImportError(problems)
+    return ParsedFile(rows=rows, existing=existing_orders(rows))
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+def _order_from_row(r: OrderRow, current: StoredOrder | None) -> Order:
+    """The order as it will be after the import. An empty paid_at / cancelled_at keeps the stored value."""
+    return Order(
+        sales_account_id=r.sales_account_id, number=r.number, payment_method_id=r.payment_method_id,
+        customer_name=r.customer_name, customer_email=r.customer_email, language=r.language, total=r.total,
+        currency=r.currency, ordered_at=r.ordered_at,
+        paid_at=r.paid_at or (current.paid_at if current else None),
+        cancelled_at=r.cancelled_at or (current.cancelled_at if current else None),
+    )
+
+
+def _changes(r: OrderRow, current: StoredOrder) -> list[str]:
+    """The imported fields whose value the row changes (datetimes compared as instants)."""
+    new = (r.payment_method_id, r.customer_name, r.customer_email, r.language, r.total, r.currency, r.ordered_at,
+           r.paid_at or current.paid_at, r.cancelled_at or current.cancelled_at)
+    return [name for name, value, old in zip(IMPORTED_FIELDS, new, current[1:], strict=True) if value != old]
+
+
+def orders_import(parsed: ParsedFile, *, source: str = "", now: datetime.datetime | None = None,
+                  dry_run: bool = False) -> ImportResult:
+    """Create the new orders and update the changed ones in one transaction; returns the counts.
+    Unchanged orders are not written. Each written order gets an OrderEvent ("imported" or
+    "import_updated" with the changed fields)."""
+    now = now or timezone.now()
+    result = ImportResult()
+    new: list[OrderRow] = []
+    updated: list[tuple[OrderRow, list[str]]] = []
+    for r in parsed.rows:
+        current = parsed.existing.get(r.key)
+        if current is None:
+            new.append(r)
+            continue
+        changed = _changes(r, current)
+        if changed:
+            updated.append((r, changed))
+            for name in changed:
+                result.changed_fields[name] = result.changed_fields.get(name, 0) + 1
+        else:
+            result.unchanged += 1
+    result.created, result.updated = len(new), len(updated)
+    if dry_run:
+        return result
+    try:
+        with transaction.atomic():
+            for chunk in _chunks(new, BATCH_SIZE):
+                # A plain INSERT: an order someone else created since the check raises and rolls back.
+                orders = Order.objects.bulk_create([_order_from_row(r, None) for r in chunk])
+                OrderEvent.objects.bulk_create([
+                    OrderEvent(order_id=order.id, action="imported", at=now, details={"file": source, "row": r.row})
+                    for r, order in zip(chunk, orders, strict=True)])
+            # Grouped by the fields a row changes, and only those are written: a value changed meanwhile
+            # by someone else (the back office marking an order paid, say) is never overwritten with
+            # the stale copy read before the transaction. Few groups in practice ({paid_at}, ...).
+            groups: dict[tuple[str, ...], list[OrderRow]] = {}
+            for r, changed in updated:
+                groups.setdefault(tuple(changed), []).append(r)
+            for changed, group in groups.items():
+                for chunk in _chunks(group, BATCH_SIZE):
+                    # INSERT ... ON CONFLICT (sales_account, number) DO UPDATE SET <changed fields>: one
+                    # statement per batch (bulk_update would build a CASE per row); dunning state untouched.
+                    Order.objects.bulk_create(
+                        [_order_from_row(r, parsed.existing[r.key]) for r in chunk], update_conflicts=True,
+                        unique_fields=["sales_account", "number"], update_fields=list(changed))
+                    OrderEvent.objects.bulk_create([
+                        OrderEvent(order_id=parsed.existing[r.key].id, action="import_updated", at=now,
+                                   details={"file": source, "row": r.row, "fields": list(changed)})
+                        for r in chunk])
+    except IntegrityError as exc:
+        reason = " ".join(str(exc).split())
+        raise OrderImportError([f"the database refused the import, nothing was imported ({reason}); "
+                                "was another import running at the same time? Try again."]) from None
+    return result
+
+
+def import_orders_file(path: Path | str, *, dry_run: bool = False, now: datetime.datetime | None = None
+                       ) -> ImportResult:
+    """Validate and import one CSV file (see the module docstring)."""
+    path = Path(path)
+    parsed = parse_orders_csv(path)
+    return orders_import(parsed, source=path.name, now=now, dry_run=dry_run)
