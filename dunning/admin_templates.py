@@ -1,9 +1,10 @@
-"""Admin of e-mail templates (placeholder list, preview) and of reminders (the outbox)."""
+"""Admin of e-mail templates (placeholder list, live preview) and of reminders (the outbox)."""
 
 from django.contrib import admin
 from django.http import HttpRequest
 
 from .models import EmailTemplate, Reminder
+from .templating import PLACEHOLDERS, CompiledTemplate, sample_context
 
 
 @admin.register(EmailTemplate)
@@ -11,7 +12,22 @@ class EmailTemplateAdmin(admin.ModelAdmin):
     list_display = ["name", "language", "subject"]
     list_filter = ["language"]
     search_fields = ["name", "subject", "body"]
+    change_form_template = "admin/dunning/emailtemplate/change_form.html"
 
+    def render_change_form(self, request: HttpRequest, context, add=False, change=False, form_url="", obj=None):
+        context["placeholders"] = PLACEHOLDERS
+        context["preview"] = self._preview(obj)
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    @staticmethod
+    def _preview(obj: EmailTemplate | None) -> dict | None:
+        if obj is None or obj.pk is None:
+            return None
+        try:
+            rendered = CompiledTemplate(obj).render(sample_context(obj.language))
+        except Exception as exc:  # a template saved before validation existed
+            return {"error": f"{type(exc).__name__}: {exc}"}
+        return {"subject": rendered.subject, "body": rendered.body, "html_body": rendered.html_body}
 
 
 @admin.register(Reminder)
@@ -21,9 +37,15 @@ class ReminderAdmin(admin.ModelAdmin):
     search_fields = ["order__number", "recipient", "message_id"]
     list_select_related = ["order", "order__sales_account", "sent_by"]
     show_full_result_count = False
+    readonly_fields = [f.name for f in Reminder._meta.fields]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
