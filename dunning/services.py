@@ -154,7 +154,11 @@ def classify_send_error(exc: BaseException) -> str:
 
 
 def _error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:2000]
+    try:
+        text = str(exc)
+    except Exception:  # some providers' exceptions fail to describe themselves
+        text = repr(exc.args)
+    return f"{type(exc).__name__}: {text}"[:2000]
 
 
 class ProviderUnavailable(Exception):

@@ -155,6 +155,10 @@ def _static_problems(source: str, env: ImmutableSandboxedEnvironment) -> list[st
         tree = env.parse(source)
     except TemplateSyntaxError as exc:
         return [str(_("Syntax error in line %(line)s: %(message)s") % {"line": exc.lineno, "message": exc.message})]
+    try:
+        env.from_string(source)  # unknown filters and tests fail when compiling
+    except TemplateError as exc:
+        return [str(exc)]
     problems: list[str] = []
     sample = sample_context()
     for name in sorted(meta.find_undeclared_variables(tree)):
@@ -171,10 +175,6 @@ def _static_problems(source: str, env: ImmutableSandboxedEnvironment) -> list[st
             known = sample[base.name]
             if not (isinstance(known, dict) and attr in known):
                 problems.append(str(_("Unknown placeholder “%(name)s”.") % {"name": f"{base.name}.{attr}"}))
-    try:
-        env.from_string(source)  # unknown filters and tests fail when compiling
-    except TemplateError as exc:
-        problems.append(str(exc))
     return problems
 
 

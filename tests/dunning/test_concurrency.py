@@ -1,0 +1,97 @@
+"""Exactly once under concurrency, on PostgreSQL: several job runs and manual Notifies over the
+same due orders, at the same time, send one e-mail per order and level."""
+
+import threading
+from collections import Counter
+
+import pytest
+from django.core import mail
+from django.db import connection
+
+from dunning import services
+from dunning.models import Reminder
+from orders.models import Order
+from tests.factories import DunningConfigFactory, OrderFactory, ReminderAssignmentFactory, berlin
+from tests.fake_esp import ScriptedBackend
+
+NOW = berlin(2026, 11, 26, 10, 0)
+ORDERS = 300
+RUNS = 4
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def setup(require_postgres, settings):
+    settings.EMAIL_BACKEND = "tests.fake_esp.ScriptedBackend"
+    settings.DUNNING_BATCH_SIZE = 40  # many small claims interleave between the runs
+    ScriptedBackend.reset()
+    ScriptedBackend.delay = 0.0005
+    mail.outbox = []
+    config = DunningConfigFactory()
+    for level in (1, 2, 3):
+        ReminderAssignmentFactory(sales_account=config.sales_account, level=level)
+    orders = [OrderFactory(ordered_at=berlin(2026, 9, 1, 12)) for _ in range(ORDERS)]
+    yield orders
+    ScriptedBackend.reset()
+
+
+def run_concurrently(targets):
+    barrier = threading.Barrier(len(targets))
+    errors = []
+
+    def wrap(fn):
+        def inner():
+            try:
+                barrier.wait()
+                fn()
+            except Exception as exc:  # surfaced below
+                errors.append(exc)
+            finally:
+                connection.close()
+        return inner
+
+    threads = [threading.Thread(target=wrap(fn)) for fn in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+
+
+def test_concurrent_job_runs_send_each_reminder_once(setup):
+    runs = []
+    run_concurrently([lambda: runs.append(services.dunning_run_execute(now=NOW)) for _ in range(RUNS)])
+    per_recipient = Counter(m.to[0] for m in mail.outbox)
+    assert len(per_recipient) == ORDERS
+    assert set(per_recipient.values()) == {1}
+    assert sum(r.sent for r in runs) == ORDERS
+    assert Reminder.objects.filter(level=1, status="sent").count() == ORDERS
+    assert set(Order.objects.values_list("reminders_sent", flat=True)) == {1}
+
+
+def test_concurrent_runs_and_manual_notify_across_levels(setup):
+    ids = [o.id for o in setup]
+    later = [NOW, berlin(2026, 12, 3, 10), berlin(2026, 12, 10, 10)]
+    for level, now in enumerate(later, start=1):
+        targets = [lambda now=now: services.dunning_run_execute(now=now) for _ in range(RUNS - 1)]
+        targets.append(lambda level=level, now=now: services.orders_notify(order_ids=ids, level=level, user=None,
+                                                                             now=now))
+        run_concurrently(targets)
+    per_pair = Counter((m.to[0], m.tags[-1]) for m in mail.outbox)
+    assert len(per_pair) == ORDERS * 3
+    assert set(per_pair.values()) == {1}
+    assert set(Order.objects.values_list("reminders_sent", flat=True)) == {3}
+    assert Reminder.objects.filter(status="sent").count() == ORDERS * 3
+
+
+def test_unique_constraint_is_the_last_line_of_defence(setup):
+    """Even a caller that skips the lock and re-check cannot store a second live reminder."""
+    from django.db import IntegrityError, transaction
+
+    order = setup[0]
+    Reminder.objects.create(order=order, level=1, trigger="automatic", recipient="a@example.com", subject="s",
+                            body="b", status="pending", created_at=NOW)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Reminder.objects.create(order=order, level=1, trigger="manual", recipient="a@example.com", subject="s",
+                                body="b", status="sent", created_at=NOW)

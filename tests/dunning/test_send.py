@@ -1,0 +1,254 @@
+"""The send service: exactly once, provider failures, retries, a crash after the provider call."""
+
+import datetime
+
+import pytest
+from django.core import mail
+
+from dunning import services
+from dunning.models import DunningRun, Reminder
+from orders.models import Order, OrderEvent
+from tests.factories import EmailTemplateFactory, OrderFactory, ReminderAssignmentFactory, berlin
+from tests.fake_esp import ScriptedBackend, connection_refused, http_error, read_timeout
+
+NOW = berlin(2026, 11, 26, 10, 0)
+
+
+@pytest.fixture(autouse=True)
+def scripted(settings):
+    settings.EMAIL_BACKEND = "tests.fake_esp.ScriptedBackend"
+    settings.DUNNING_SEND_RETRIES = 3
+    ScriptedBackend.reset()
+    mail.outbox = []
+    yield ScriptedBackend
+    ScriptedBackend.reset()
+
+
+@pytest.fixture
+def due_orders(config, assignments):
+    return [OrderFactory(ordered_at=berlin(2026, 10, 1, 12)) for _ in range(3)]
+
+
+def send(orders, level=1, trigger="automatic", **kw):
+    return services.reminders_send(order_ids=[o.id for o in orders], level=level, trigger=trigger, now=NOW, **kw)
+
+
+def test_sends_once_and_advances_the_order(due_orders):
+    outcome = send(due_orders)
+    assert sorted(outcome.sent) == sorted(o.id for o in due_orders)
+    assert len(mail.outbox) == 3
+    msg = mail.outbox[0]
+    order = Order.objects.get(customer_email=msg.to[0])
+    assert msg.from_email == "billing@webshop.example"
+    assert msg.reply_to == ["support@shop.example"]
+    assert order.number in msg.subject
+    assert "49,90\xa0€" in msg.body
+    assert order.reminders_sent == 1 and order.last_reminder_at == NOW
+    reminder = Reminder.objects.get(order=order)
+    assert reminder.status == "sent" and reminder.sent_at == NOW and reminder.message_id != ""
+    assert reminder.subject == msg.subject and reminder.body == msg.body
+    assert OrderEvent.objects.filter(order=order, action="reminder_sent").count() == 1
+    # sending the same level again does nothing: the orders left level 1
+    again = send(due_orders)
+    assert again.sent == [] and set(again.skipped.values()) == {services.Skip.NOT_AT_LEVEL}
+    assert len(mail.outbox) == 3
+
+
+def test_paid_order_is_skipped_at_send_time(due_orders):
+    paid = due_orders[0]
+    Order.objects.filter(pk=paid.pk).update(paid_at=NOW - datetime.timedelta(hours=1))
+    outcome = send(due_orders)
+    assert outcome.skipped == {paid.id: services.Skip.NOT_AT_LEVEL}
+    assert len(mail.outbox) == 2
+    assert not Reminder.objects.filter(order=paid).exists()
+
+
+def test_no_email_and_no_template_are_skipped_with_reason(config, assignments):
+    no_email = OrderFactory(ordered_at=berlin(2026, 10, 1), customer_email="")
+    ok = OrderFactory(ordered_at=berlin(2026, 10, 1))
+    outcome = send([no_email, ok])
+    assert outcome.skipped == {no_email.id: services.Skip.NO_EMAIL}
+    assert outcome.sent == [ok.id]
+    Reminder.objects.all().delete()
+    Order.objects.filter(pk=ok.pk).update(reminders_sent=0, last_reminder_at=None)
+    from dunning.models import ReminderAssignment
+
+    ReminderAssignment.objects.filter(level=1).delete()
+    outcome = send([ok])
+    assert outcome.skipped == {ok.id: services.Skip.NO_TEMPLATE}
+
+
+def test_language_variant_of_the_assigned_template_is_used(config, account):
+    ReminderAssignmentFactory(sales_account=account, level=1, template=EmailTemplateFactory(
+        name="Erinnerung", language="de", subject="Erinnerung {{ order.number }}"))
+    EmailTemplateFactory(name="Erinnerung", language="en", subject="Reminder {{ order.number }}",
+                         body="Please pay {{ order.total }} by {{ order.due_date }}.")
+    english = OrderFactory(ordered_at=berlin(2026, 10, 1), language="en", number="E1")
+    german = OrderFactory(ordered_at=berlin(2026, 10, 1), number="D1")
+    send([english, german])
+    by_to = {m.to[0]: m for m in mail.outbox}
+    assert by_to[english.customer_email].subject == "Reminder E1"
+    assert by_to[english.customer_email].body == "Please pay €49.90 by 15 Oct 2026."
+    assert by_to[german.customer_email].subject == "Erinnerung D1"
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 429])
+def test_transient_errors_are_retried_then_succeed(due_orders, scripted, status):
+    failures = {"left": 2}
+
+    def script(message):
+        if failures["left"]:
+            failures["left"] -= 1
+            return http_error(status)
+        return None
+
+    scripted.script = script
+    outcome = send(due_orders[:1])
+    assert outcome.sent == [due_orders[0].id]
+    assert scripted.calls == 3
+    assert Reminder.objects.get().status == "sent"
+
+
+def test_connection_error_is_retried(due_orders, scripted):
+    calls = iter([connection_refused(), None])
+    scripted.script = lambda m: next(calls)
+    outcome = send(due_orders[:1])
+    assert outcome.sent == [due_orders[0].id] and scripted.calls == 2
+
+
+def test_transient_error_that_persists_fails_and_the_order_stays(due_orders, scripted, settings):
+    scripted.script = lambda m: http_error(503)
+    outcome = send(due_orders[:1])
+    assert list(outcome.failed) == [due_orders[0].id]
+    assert scripted.calls == settings.DUNNING_SEND_RETRIES
+    reminder = Reminder.objects.get()
+    assert reminder.status == "failed" and "503" in reminder.error
+    order = Order.objects.get(pk=due_orders[0].pk)
+    assert order.reminders_sent == 0 and order.last_reminder_at is None
+
+
+def test_permanent_error_fails_at_once(due_orders, scripted):
+    scripted.script = lambda m: http_error(400)
+    outcome = send(due_orders[:1])
+    assert list(outcome.failed) == [due_orders[0].id]
+    assert scripted.calls == 1
+    assert Reminder.objects.get().status == "failed"
+
+
+def test_read_timeout_is_ambiguous_and_never_resent_automatically(due_orders, scripted):
+    scripted.script = lambda m: read_timeout()
+    outcome = send(due_orders[:1])
+    assert outcome.unknown == [due_orders[0].id]
+    assert scripted.calls == 1
+    reminder = Reminder.objects.get()
+    assert reminder.status == "pending" and "Outcome unknown" in reminder.error
+    scripted.script = None
+    later = send(due_orders[:1])
+    assert later.skipped == {due_orders[0].id: services.Skip.IN_FLIGHT}
+    assert scripted.calls == 1
+
+
+def test_failed_reminder_is_retried_by_later_runs_at_most_three_times(due_orders, scripted):
+    order = due_orders[0]
+    scripted.script = lambda m: http_error(400)
+    for attempt in range(3):
+        outcome = send([order])
+        assert list(outcome.failed) == [order.id], attempt
+    assert Reminder.objects.filter(order=order, status="failed").count() == 3
+    scripted.script = None
+    fourth = send([order])
+    assert fourth.skipped == {order.id: services.Skip.ATTEMPTS_EXHAUSTED}
+    # staff may still send it by hand
+    manual = send([order], trigger="manual")
+    assert manual.sent == [order.id]
+    assert Order.objects.get(pk=order.pk).reminders_sent == 1
+
+
+def test_crash_after_provider_call_leaves_an_in_flight_reminder_never_resent(due_orders, scripted):
+    class WorkerKilled(BaseException):
+        """Stands in for SIGKILL: nothing after the provider call runs."""
+
+    def crash(message):
+        raise WorkerKilled
+
+    scripted.crash_after_send = crash
+    with pytest.raises(WorkerKilled):
+        send(due_orders[:1])
+    assert len(mail.outbox) == 1
+    reminder = Reminder.objects.get()
+    assert reminder.status == "pending"
+    assert Order.objects.get(pk=due_orders[0].pk).reminders_sent == 0
+    scripted.crash_after_send = None
+    for trigger in ("automatic", "manual"):
+        outcome = send(due_orders[:1], trigger=trigger)
+        assert outcome.skipped == {due_orders[0].id: services.Skip.IN_FLIGHT}
+    run = services.dunning_run_execute(now=NOW + datetime.timedelta(days=1))
+    assert len(mail.outbox) == 3  # the two others, not the crashed one again
+    assert run.sent == 2
+    assert Reminder.objects.filter(order=due_orders[0]).count() == 1
+
+
+def test_provider_down_stops_the_run_and_releases_unsent_claims(config, assignments, scripted):
+    orders = [OrderFactory(ordered_at=berlin(2026, 10, 1)) for _ in range(8)]
+    scripted.script = lambda m: http_error(503)
+    run = services.dunning_run_execute(now=NOW)
+    assert "provider unavailable" in run.error
+    assert run.failed == 5  # five transient failures in a row open the circuit
+    assert Reminder.objects.filter(status="failed").count() == 5
+    assert not Reminder.objects.filter(status="pending").exists()  # the other three were withdrawn
+    scripted.script = None
+    later = services.dunning_run_execute(now=NOW + datetime.timedelta(hours=1))
+    assert later.sent == 8
+    assert sorted(Order.objects.values_list("reminders_sent", flat=True)) == [1] * len(orders)
+
+
+def test_one_broken_template_does_not_stop_the_run(config, account, prepayment):
+    from accounts.models import SalesAccount
+    from dunning.models import EmailTemplate
+    from tests.factories import DunningConfigFactory, SalesAccountFactory
+
+    ReminderAssignmentFactory(sales_account=account, level=1)
+    broken = EmailTemplateFactory(name="Broken", subject="ok")
+    EmailTemplate.objects.filter(pk=broken.pk).update(body="{{ order.number ")  # saved before validation
+    other = SalesAccountFactory(name="eBay")
+    DunningConfigFactory(sales_account=other, payment_method=config.payment_method)
+    ReminderAssignmentFactory(sales_account=other, level=1, template=broken)
+    good = OrderFactory(ordered_at=berlin(2026, 10, 1))
+    bad = OrderFactory(ordered_at=berlin(2026, 10, 1), sales_account=SalesAccount.objects.get(name="eBay"))
+    run = services.dunning_run_execute(now=NOW)
+    assert run.sent == 1 and run.failed == 1
+    assert Reminder.objects.get(order=good).status == "sent"
+    failed = Reminder.objects.get(order=bad)
+    assert failed.status == "failed" and "Template" in failed.error
+    assert run.details["levels"]["eBay"]["1"]["failed"] == 1
+
+
+def test_rejected_address_does_not_stop_the_run(due_orders, scripted):
+    bad = due_orders[1]
+    scripted.script = lambda m: http_error(422) if m.to == [bad.customer_email] else None
+    run = services.dunning_run_execute(now=NOW)
+    assert run.sent == 2 and run.failed == 1
+    assert Reminder.objects.get(order=bad).status == "failed"
+
+
+def test_subject_line_breaks_never_reach_the_mail(config, account):
+    template = EmailTemplateFactory(name="Inject", subject="Reminder {{ customer_name }}")
+    ReminderAssignmentFactory(sales_account=account, level=1, template=template)
+    order = OrderFactory(ordered_at=berlin(2026, 10, 1), customer_name="Eve\r\nBcc: victim@example.com")
+    send([order])
+    msg = mail.outbox[0]
+    assert msg.subject == "Reminder Eve Bcc: victim@example.com"
+    assert "\n" not in msg.message()["Subject"]
+    assert msg.bcc == []
+
+
+def test_manual_notify_records_a_run(due_orders, backoffice_user):
+    run, outcome = services.orders_notify(order_ids=[o.id for o in due_orders], level=1, user=backoffice_user,
+                                          now=NOW)
+    assert run.trigger == DunningRun.Trigger.MANUAL and run.sent == 3 and run.finished_at
+    assert set(Reminder.objects.values_list("trigger", "sent_by")) == {("manual", backoffice_user.id)}
+
+
+def test_level_must_be_1_to_3(db):
+    with pytest.raises(ValueError):
+        services.reminders_send(order_ids=[], level=4, trigger="manual", now=NOW)
