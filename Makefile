@@ -28,7 +28,7 @@ lint: install
 	$(BIN)/ruff check .
 
 bench: install
-	$(PY) manage.py bench
+	DJANGO_DEBUG=false $(PY) scripts/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3* var/* staticfiles

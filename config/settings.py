@@ -1,6 +1,7 @@
 """Django settings for Mahnwesen. Everything that differs between machines comes from the
 environment (see README.md, "Configuration"); the defaults run on one machine with SQLite."""
 
+import datetime
 import os
 from pathlib import Path
 
@@ -33,6 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_filters",
     "anymail",
+    "axes",
     "accounts",
     "orders",
     "dunning",
@@ -50,6 +52,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "backoffice.middleware.ContentSecurityPolicyMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into the lockout page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -99,6 +102,33 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "backoffice:open_payments"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Login throttling (django-axes) ---------------------------------------------------------
+# Axes' backend comes first: it refuses a locked-out (username, client IP) before the password is
+# even checked. It needs the request, so tests call client.login(request=HttpRequest(), ...).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = datetime.timedelta(hours=1)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # so a stranger elsewhere cannot lock a user out
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"  # answered with HTTP 429
+# The client address (via django-ipware). Behind the one TLS proxy in front of us, REMOTE_ADDR is the
+# proxy; the proxy appends the address it was connected from to X-Forwarded-For, so the client is the
+# *last* entry: whatever a client writes into the header itself stands further left and is ignored.
+# In ipware's terms that is proxy_count 0 (the proxies listed in the header besides the client),
+# non-strict (more entries allowed). proxy_count 1 would be right only for two proxies in a row;
+# with one it yields no address at all for an honest request and the forged one for a spoofed header.
+# Without a proxy, X-Forwarded-For is anyone's to write and only REMOTE_ADDR counts.
+if env_bool("DJANGO_BEHIND_PROXY", True):
+    AXES_IPWARE_PROXY_COUNT = 0
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+    IPWARE_STRICT = False
+else:
+    AXES_IPWARE_PROXY_COUNT = None
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "de"
 LANGUAGES = [("de", _("German")), ("en", _("English"))]
@@ -116,7 +146,7 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"
-            if not DEBUG and not os.environ.get("PYTEST_VERSION")
+            if env_bool("DJANGO_STATIC_MANIFEST", not DEBUG and "PYTEST_VERSION" not in os.environ)
             else "django.contrib.staticfiles.storage.StaticFilesStorage"
         )
     },
@@ -130,6 +160,7 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30)
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))  # for the filebased backend
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "mahnwesen@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Every ANYMAIL_* variable becomes a key of the ANYMAIL setting (ANYMAIL_POSTMARK_SERVER_TOKEN ->
@@ -152,6 +183,7 @@ if CELERY_BROKER_URL == "filesystem://":
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:

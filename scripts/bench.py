@@ -1,0 +1,471 @@
+#!/usr/bin/env python
+"""`make bench`: the open-payments page and the dunning job at scale, against a naive baseline.
+
+Runs on its own database next to the configured one (PostgreSQL: `<name>_bench`; SQLite:
+var/bench.sqlite3), so it never touches real data. Writes docs/benchmarks.md.
+
+    python scripts/bench.py [--orders N] [--job-reminders R] [--naive-reminders R] [--repeat K]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import itertools
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+# --- environment: a bench database, DEBUG off (no query log), a provider that keeps nothing ---------
+
+def bench_database_url() -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith(("postgres://", "postgresql://")):
+        parts = urlsplit(url)
+        name = parts.path.lstrip("/") or "postgres"
+        return urlunsplit(parts._replace(path=f"/{name}_bench"))
+    return f"sqlite:///{ROOT / 'var' / 'bench.sqlite3'}"
+
+
+def ensure_postgres_database(url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+class NullProvider:
+    """Placeholder; the real class is created after Django is set up (it subclasses anymail's)."""
+
+
+def make_null_provider():
+    from anymail.backends.test import EmailBackend
+
+    counter = itertools.count(1)
+
+    class Null(EmailBackend):
+        """anymail's test backend without its outbox: the full anymail send path, nothing kept."""
+
+        def post_to_esp(self, payload, message):
+            payload.get_params()
+            return {"recipient_status": {
+                email: __import__("anymail.message", fromlist=["AnymailRecipientStatus"]).AnymailRecipientStatus(
+                    message_id=f"bench-{next(counter)}", status="sent") for email in payload.recipient_emails}}
+
+    return Null
+
+
+# --- data ---------------------------------------------------------------------------------------------
+
+def generate(n_orders: int, now: datetime.datetime, seed: int = 7) -> dict:
+    """N orders like a real shop: ~90 % paid, ~10 % open across every level; bulk insert or COPY."""
+    from django.db import connection
+
+    from accounts.models import SalesAccount
+    from dunning.models import DunningConfig, EmailTemplate, ReminderAssignment
+    from orders.models import Order, PaymentMethod
+
+    rng = random.Random(seed)
+    accounts = [SalesAccount.objects.get_or_create(name=name, defaults={
+        "channel": channel, "sender_email": f"billing@{name.lower()}.example", "team_email": "team@shop.example",
+        "language": lang})[0] for name, channel, lang in
+        (("Webshop", "webshop", "de"), ("eBay", "ebay", "de"), ("Amazon", "amazon", "en"))]
+    methods = [PaymentMethod.objects.get_or_create(code=code, defaults={
+        "name": name, "is_prepayment": pre, "payment_term_days": term})[0] for code, name, pre, term in
+        (("invoice", "Rechnung", False, 14), ("prepayment", "Vorkasse", True, 0), ("paypal", "PayPal", False, 0))]
+    templates = {}
+    for level in (1, 2, 3):
+        for lang in ("de", "en"):
+            templates[(level, lang)] = EmailTemplate.objects.get_or_create(name=f"Level {level}", language=lang,
+                                                                           defaults={
+                "subject": "Zahlungserinnerung {{ order.number }}" if lang == "de" else "Reminder {{ order.number }}",
+                "body": "Hallo {{ customer_name }},\nbitte zahlen Sie {{ order.total }} (fällig seit "
+                        "{{ order.due_date }}, {{ order.days_overdue }} Tage).\n{{ payment_instructions }}\n"
+                        "{{ sales_account.name }}"})[0]
+    for account in accounts:
+        for method in methods:
+            DunningConfig.objects.get_or_create(sales_account=account, payment_method=method, defaults={
+                "is_active": True, "level_1_days": 7, "level_2_days": 14, "level_3_days": 21})
+        for level in (1, 2, 3):
+            ReminderAssignment.objects.update_or_create(sales_account=account, level=level, defaults={
+                "template": templates[(level, "de")], "send_automatically": False})
+    existing = Order.objects.exclude(sales_account__name="Bench job").count()
+    if existing >= n_orders:
+        return {"orders": existing, "generated": 0, "seconds": 0.0}
+    start = time.perf_counter()
+    columns = ["sales_account_id", "payment_method_id", "number", "customer_name", "customer_email", "language",
+               "total", "currency", "ordered_at", "paid_at", "cancelled_at", "dunning_blocked",
+               "dunning_block_reason", "reminders_sent", "last_reminder_at", "flagged_for_cancellation_at",
+               "reservation_released_at"]
+
+    def rows():
+        for i in range(existing, n_orders):
+            account = accounts[i % 3]
+            method = methods[rng.randrange(3)]
+            ordered = now - datetime.timedelta(minutes=rng.randrange(365 * 24 * 60))
+            paid = cancelled = last = None
+            sent = 0
+            r = rng.random()
+            if r < 0.88:
+                paid = ordered + datetime.timedelta(days=rng.randrange(20))
+            elif r < 0.90:
+                cancelled = ordered + datetime.timedelta(days=rng.randrange(30))
+            else:  # open: a spread over every level
+                sent = rng.choice([0, 0, 0, 1, 1, 2, 2, 3])
+                if sent:
+                    last = max(ordered, now - datetime.timedelta(days=rng.randrange(1, 40)))
+            yield (account.id, method.id, f"B{i:08d}", f"Kunde {i}", f"kunde{i}@example.com", "",
+                   Decimal(rng.randrange(500, 50000)) / 100, "EUR", ordered, paid, cancelled, rng.random() < 0.01,
+                   "", sent, last, None, None)
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor, cursor.cursor.copy(
+                f"COPY {Order._meta.db_table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows():
+                copy.write_row(row)
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {Order._meta.db_table}")
+    else:
+        sql = (f"INSERT INTO {Order._meta.db_table} ({', '.join(columns)}) "
+               f"VALUES ({', '.join(['%s'] * len(columns))})")
+        from django.db import transaction
+
+        batch: list = []
+        with transaction.atomic():
+            for row in rows():
+                batch.append(row)
+                if len(batch) == 5000:
+                    with connection.cursor() as cursor:
+                        cursor.executemany(sql, batch)
+                    batch = []
+            if batch:
+                with connection.cursor() as cursor:
+                    cursor.executemany(sql, batch)
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+    return {"orders": n_orders, "generated": n_orders - existing, "seconds": time.perf_counter() - start}
+
+
+def prepare_job_orders(n: int, now: datetime.datetime) -> int:
+    """A separate account with exactly `n` orders due for level 1; only it sends automatically."""
+    from django.db import connection
+
+    from accounts.models import SalesAccount
+    from dunning.models import DunningConfig, EmailTemplate, Reminder, ReminderAssignment
+    from orders.models import Order, OrderEvent, PaymentMethod
+
+    account, _ = SalesAccount.objects.get_or_create(name="Bench job", defaults={
+        "sender_email": "billing@bench.example", "team_email": "team@bench.example"})
+    invoice = PaymentMethod.objects.get(code="invoice")
+    DunningConfig.objects.get_or_create(sales_account=account, payment_method=invoice, defaults={"is_active": True})
+    ReminderAssignment.objects.update_or_create(sales_account=account, level=1, defaults={
+        "template": EmailTemplate.objects.get(name="Level 1", language="de"), "send_automatically": True})
+    OrderEvent.objects.filter(order__sales_account=account).delete()
+    Reminder.objects.filter(order__sales_account=account).delete()
+    Order.objects.filter(sales_account=account).delete()
+    ordered = now - datetime.timedelta(days=40)
+    rows = [Order(sales_account=account, payment_method=invoice, number=f"J{i:08d}", customer_name=f"Kunde {i}",
+                  customer_email=f"job{i}@example.com", total=Decimal("49.90"), ordered_at=ordered)
+            for i in range(n)]
+    Order.objects.bulk_create(rows, batch_size=2000)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {Order._meta.db_table}")
+    return account.id
+
+
+# --- measuring ----------------------------------------------------------------------------------------
+
+def summarize(samples: list[float]) -> dict:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {"median_ms": statistics.median(ordered) * 1000, "p95_ms": p95 * 1000, "n": len(ordered)}
+
+
+def measure_pages(repeat: int) -> list[dict]:
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    user, _ = User.objects.get_or_create(username="bench", defaults={"is_staff": True, "is_superuser": True})
+    client = Client()
+    client.force_login(user)
+    results = []
+    pages = [("unfiltered", "/orders/open-payments/")]
+    pages += [(f"level {lvl}", f"/orders/open-payments/?dunning_level={lvl}") for lvl in ("1", "2", "3", "completed")]
+    pages.append(("Notify confirmation, all matching level 1",
+                  "/orders/open-payments/notify/?dunning_level=1&select_across=1"))
+    for label, url in pages:
+        for _ in range(2):
+            client.get(url)  # warm up
+        samples, queries, status = [], set(), None
+        for _ in range(repeat):
+            with CaptureQueriesContext(connection) as ctx:
+                start = time.perf_counter()
+                response = client.get(url)
+                samples.append(time.perf_counter() - start)
+            status = response.status_code
+            queries.add(len(ctx.captured_queries))
+        results.append({"page": label, "url": url, "status": status, "queries": sorted(queries),
+                        **summarize(samples)})
+    return results
+
+
+def explain_level_queries(now: datetime.datetime) -> list[dict]:
+    from dunning import selectors
+    from orders.models import Order
+
+    configs = selectors.active_configs()
+    out = []
+    for level in (1, 2, 3, "completed"):
+        qs = Order.objects.filter(selectors.level_q(level, now=now, configs=configs))
+        plan_page = qs.order_by("-ordered_at", "-id")[:50].explain()
+        plan_count = qs.values("id").explain()
+        indexes = sorted({name for name in ("order_open_level_idx", "order_open_date_idx", "order_open_flagged_idx")
+                          if name in plan_page + plan_count})
+        out.append({"level": level, "indexes": indexes, "plan_page": plan_page, "plan_count": plan_count})
+    return out
+
+
+def in_child(fn, *args):
+    """Run fn in a forked child; returns (result, child's peak RSS in MiB)."""
+    from django.db import connections
+
+    connections.close_all()
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        os.close(read_fd)
+        try:
+            result = fn(*args)
+            payload = json.dumps({"ok": result}, default=str)
+        except BaseException as exc:  # reported by the parent
+            payload = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
+        with os.fdopen(write_fd, "w") as f:
+            f.write(payload)
+        os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd) as f:
+        payload = json.loads(f.read() or '{"error": "no result"}')
+    _, _, rusage = os.wait4(pid, 0)
+    if "error" in payload:
+        raise RuntimeError(payload["error"])
+    return payload["ok"], rusage.ru_maxrss / 1024
+
+
+def run_job(now_iso: str) -> dict:
+    from dunning.services import dunning_run_execute
+
+    now = datetime.datetime.fromisoformat(now_iso)
+    start = time.perf_counter()
+    run = dunning_run_execute(now=now)
+    seconds = time.perf_counter() - start
+    return {"sent": run.sent, "failed": run.failed, "seconds": seconds, "error": run.error}
+
+
+def run_naive(now_iso: str, account_id: int) -> dict:
+    """The way not to do it: evaluate the rule in Python per order, and query per order."""
+    from django.core.mail import EmailMultiAlternatives
+    from django.db import transaction
+
+    from dunning.models import DunningConfig, Reminder, ReminderAssignment
+    from dunning.templating import CompiledTemplate, order_context
+    from orders.models import Order, local_date
+
+    now = datetime.datetime.fromisoformat(now_iso)
+    today = local_date(now)
+    start = time.perf_counter()
+    sent = 0
+    for order in Order.objects.filter(sales_account_id=account_id, paid_at=None, cancelled_at=None):
+        config = DunningConfig.objects.filter(sales_account_id=order.sales_account_id,
+                                              payment_method_id=order.payment_method_id, is_active=True).first()
+        if config is None or order.dunning_blocked or order.total < config.minimum_amount:
+            continue
+        overdue = (today - order.due_date).days
+        if not (order.reminders_sent == 0 and overdue >= config.level_1_days):
+            continue
+        assignment = ReminderAssignment.objects.select_related("template").get(
+            sales_account_id=order.sales_account_id, level=1)
+        with transaction.atomic():
+            locked = Order.objects.select_for_update().get(pk=order.pk)
+            if locked.reminders_sent != 0 or Reminder.objects.filter(order=locked, level=1).exists():
+                continue
+            rendered = CompiledTemplate(assignment.template).render(
+                order_context(locked, level=1, today=today, language=locked.effective_language))
+            reminder = Reminder.objects.create(order=locked, level=1, trigger="automatic",
+                                               recipient=locked.customer_email, subject=rendered.subject,
+                                               body=rendered.body, created_at=now)
+            EmailMultiAlternatives(rendered.subject, rendered.body, locked.sales_account.sender_email,
+                                   [locked.customer_email]).send()
+            reminder.status = "sent"
+            reminder.sent_at = now
+            reminder.save()
+            locked.reminders_sent = 1
+            locked.last_reminder_at = now
+            locked.save()
+            sent += 1
+    return {"sent": sent, "seconds": time.perf_counter() - start}
+
+
+# --- main ---------------------------------------------------------------------------------------------
+
+def main() -> int:
+    url = bench_database_url()
+    is_pg = url.startswith("postgres")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=1_000_000 if is_pg else 100_000)
+    parser.add_argument("--job-reminders", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--naive-reminders", type=int, default=2_000)
+    parser.add_argument("--repeat", type=int, default=30, help="requests per page")
+    parser.add_argument("--job-repeat", type=int, default=3)
+    parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
+    args = parser.parse_args()
+
+    os.environ["DATABASE_URL"] = url
+    os.environ["DJANGO_DEBUG"] = "false"
+    os.environ["DJANGO_STATIC_MANIFEST"] = "false"  # no collectstatic needed
+    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-" + "k" * 40)
+    os.environ["EMAIL_BACKEND"] = "bench.NullProvider"
+    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "true"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    if is_pg:
+        ensure_postgres_database(url)
+    else:
+        (ROOT / "var").mkdir(exist_ok=True)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    global NullProvider
+    NullProvider = make_null_provider()
+    sys.modules["bench"] = sys.modules[__name__]
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("migrate", verbosity=0)
+    now = datetime.datetime.now(datetime.UTC)
+    print(f"bench database: {connection.vendor} {connection.settings_dict['NAME']}", flush=True)
+    gen = generate(args.orders, now)
+    print(f"orders: {gen['orders']:,} (generated {gen['generated']:,} in {gen['seconds']:.1f} s)", flush=True)
+
+    pages = measure_pages(args.repeat)
+    for p in pages:
+        print(f"  {p['page']:<45} median {p['median_ms']:7.1f} ms  p95 {p['p95_ms']:7.1f} ms  "
+              f"queries {p['queries']}  HTTP {p['status']}", flush=True)
+    plans = explain_level_queries(now)
+    for p in plans:
+        print(f"  EXPLAIN level {p['level']}: indexes used {p['indexes'] or 'NONE'}", flush=True)
+
+    jobs = []
+    for n in args.job_reminders:
+        runs = []
+        for _ in range(args.job_repeat):
+            prepare_job_orders(n, now)
+            result, peak = in_child(run_job, now.isoformat())
+            result["peak_rss_mib"] = peak
+            runs.append(result)
+            print(f"  job over {n:,} due reminders: sent {result['sent']:,} in {result['seconds']:.1f} s = "
+                  f"{result['sent'] / result['seconds']:,.0f}/s, peak RSS {peak:.0f} MiB"
+                  + (f"  ERROR {result['error']}" if result["error"] else ""), flush=True)
+        rates = [r["sent"] / r["seconds"] for r in runs]
+        jobs.append({"reminders": n, "rate_median": statistics.median(rates), "rate_min": min(rates),
+                     "peak_rss_mib": max(r["peak_rss_mib"] for r in runs), "sent": runs[-1]["sent"],
+                     "runs": len(runs)})
+    account_id = prepare_job_orders(args.naive_reminders, now)
+    naive, naive_peak = in_child(run_naive, now.isoformat(), account_id)
+    naive_rate = naive["sent"] / naive["seconds"]
+    prepare_job_orders(args.naive_reminders, now)
+    same, _ = in_child(run_job, now.isoformat())
+    same_rate = same["sent"] / same["seconds"]
+    print(f"  naive over {args.naive_reminders:,}: {naive_rate:,.0f}/s; the job on the same orders: "
+          f"{same_rate:,.0f}/s; ratio {same_rate / naive_rate:.1f}x", flush=True)
+    write_report(args, connection, gen, pages, plans, jobs, naive_rate, same_rate)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def write_report(args, connection, gen, pages, plans, jobs, naive_rate, same_rate) -> None:
+    import django
+
+    cpu = "unknown"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = "unknown"
+    try:
+        mem = f"{int(open('/proc/meminfo').readline().split()[1]) / 1024 / 1024:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    db = connection.vendor
+    if db == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW server_version")
+            db = f"PostgreSQL {cursor.fetchone()[0]}"
+    else:
+        import sqlite3
+
+        db = f"SQLite {sqlite3.sqlite_version}"
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {datetime.date.today().isoformat()} by `make bench` (`scripts/bench.py`) on {os.cpu_count()} cores "
+        f"({cpu}), {mem} RAM, {db}, Python {platform.python_version()}, Django {django.get_version()}. "
+        "The machine is shared with other work, so treat single figures as ±20 %.",
+        "",
+        "Reproduce: `make bench` (PostgreSQL when `DATABASE_URL` points at it: 1,000,000 orders; otherwise SQLite: "
+        f"100,000). This run: `python scripts/bench.py --orders {args.orders} --job-reminders "
+        f"{' '.join(map(str, args.job_reminders))} --naive-reminders {args.naive_reminders} --repeat {args.repeat}`.",
+        "",
+        f"## Data: {gen['orders']:,} orders",
+        "",
+        "Three sales accounts, three payment methods, nine active configs (7/14/21 days); 88 % paid, 2 % "
+        "cancelled, 10 % open spread over every level (reminders sent 0-3), 1 % blocked. "
+        + (f"Generated in {gen['seconds']:.1f} s ({'COPY' if 'PostgreSQL' in db else 'executemany'})."
+           if gen["generated"] else "Generated by an earlier run."),
+        "",
+        "## Open payments page (Django test client, full request, HTML rendered)",
+        "",
+        "| page | median | p95 | queries per request | HTTP |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for p in pages:
+        lines.append(f"| {p['page']} | {p['median_ms']:.1f} ms | {p['p95_ms']:.1f} ms | "
+                     f"{', '.join(map(str, p['queries']))} | {p['status']} |")
+    lines += ["", f"{pages[0]['n']} requests per page after 2 warm-ups.", "",
+              "## The job (automatic level-1 reminders through anymail's test backend, nothing kept)", "",
+              "| due reminders | reminders/s (median) | slowest run | peak RSS of the job process | runs |",
+              "|---:|---:|---:|---:|---:|"]
+    for j in jobs:
+        lines.append(f"| {j['reminders']:,} | {j['rate_median']:,.0f} | {j['rate_min']:,.0f}/s | "
+                     f"{j['peak_rss_mib']:.0f} MiB | {j['runs']} |")
+    lines += ["", f"Naive loop (rule evaluated in Python per order, a transaction and several queries per reminder, "
+                  f"template compiled per reminder) on {args.naive_reminders:,} due orders: "
+                  f"**{naive_rate:,.0f} reminders/s**; the job on the same orders: **{same_rate:,.0f}/s**, "
+                  f"**{same_rate / naive_rate:.1f}x**.", "",
+              "## Query plans of the level filters", ""]
+    for p in plans:
+        lines += [f"Level {p['level']}: indexes used: {', '.join(p['indexes']) or 'none'}", "", "```",
+                  p["plan_page"].strip(), "```", ""]
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
