@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
+from functools import lru_cache
 from decimal import Decimal
 from typing import Any
 
+from babel import Locale
 from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal
 from django.core.exceptions import ValidationError
@@ -23,16 +25,24 @@ _env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False
 _html_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
 
 
+@lru_cache(maxsize=4096)
 def format_money(amount: Decimal, currency: str, language: str) -> str:
-    return format_currency(amount, currency, locale=BABEL_LOCALES.get(language, "de_DE"))
+    return format_currency(amount, currency, locale=_locale(language))
 
 
+@lru_cache(maxsize=4096)
 def format_number(amount: Decimal, language: str) -> str:
-    return format_decimal(amount, format="#,##0.00", locale=BABEL_LOCALES.get(language, "de_DE"))
+    return format_decimal(amount, format="#,##0.00", locale=_locale(language))
 
 
+@lru_cache(maxsize=4096)
 def format_day(value: datetime.date, language: str) -> str:
-    return format_date(value, format="medium", locale=BABEL_LOCALES.get(language, "de_DE"))
+    return format_date(value, format="medium", locale=_locale(language))
+
+
+@lru_cache(maxsize=8)
+def _locale(language: str) -> Locale:
+    return Locale.parse(BABEL_LOCALES.get(language, "de_DE"))
 
 
 @dataclass(frozen=True)
