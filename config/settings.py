@@ -218,4 +218,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # axes chats at INFO on every start and attempt; its warnings (failures, lockouts) still show
+    "loggers": {"axes": {"level": "WARNING"}},
 }

@@ -7,5 +7,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    # The e-mail provider's delivery/bounce webhooks (basic auth: ANYMAIL_WEBHOOK_SECRET), see dunning/tracking.py
+    path("webhooks/anymail/", include("anymail.urls")),
     path("", include("backoffice.urls")),
 ]

@@ -5,3 +5,11 @@ from django.utils.translation import gettext_lazy as _
 class DunningAppConfig(AppConfig):
     name = "dunning"
     verbose_name = _("Dunning")
+
+    def ready(self) -> None:
+        from anymail.signals import tracking
+
+        from .tracking import on_tracking_event
+
+        # The provider's delivery webhooks (delivered, bounced, complained) update the reminders.
+        tracking.connect(on_tracking_event, dispatch_uid="dunning.tracking.on_tracking_event")

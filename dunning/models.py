@@ -254,3 +254,37 @@ class AutomationChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.changed_at:%Y-%m-%d %H:%M} {self.old} -> {self.new}"
+
+
+class TrackingEvent(models.Model):
+    """One event of the e-mail provider's tracking webhook (delivered, bounced, opened, ...), recorded once
+    per provider event id; see dunning.tracking.reminder_track_event."""
+
+    class Outcome(models.TextChoices):
+        APPLIED = "applied", _("Reminder status changed")
+        UNCHANGED = "unchanged", _("Recorded, reminder status unchanged")
+        UNKNOWN_MESSAGE = "unknown_message", _("Unknown message, ignored")
+
+    provider = models.CharField(_("provider"), max_length=40)
+    event_id = models.CharField(_("event id"), max_length=255)
+    event_type = models.CharField(_("event type"), max_length=40)
+    reminder = models.ForeignKey(Reminder, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="tracking_events", verbose_name=_("reminder"))
+    message_id = models.CharField(_("message id"), max_length=255, blank=True)
+    occurred_at = models.DateTimeField(_("occurred at"), null=True, blank=True)
+    received_at = models.DateTimeField(_("received at"))
+    description = models.TextField(_("description"), blank=True)
+    metadata = models.JSONField(_("metadata"), default=dict, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=20, choices=Outcome.choices)
+
+    class Meta:
+        verbose_name = _("tracking event")
+        verbose_name_plural = _("tracking events")
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            # Providers deliver webhooks at least once: the same event twice is recorded once.
+            models.UniqueConstraint(fields=["provider", "event_id"], name="trackingevent_unique_per_provider"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.event_type} {self.message_id or self.event_id}"

@@ -1,0 +1,158 @@
+"""Delivery tracking: the e-mail provider's webhooks move a reminder to delivered, bounced or complained.
+
+anymail receives the provider's webhook (`/webhooks/anymail/<esp>/tracking/`), checks its basic auth
+(ANYMAIL["WEBHOOK_SECRET"]), normalises the payload and sends its `tracking` signal; the receiver below
+(connected in DunningAppConfig.ready) hands the event to `reminder_track_event`, which
+
+- records every event once: providers deliver webhooks at least once, so a `TrackingEvent` with a
+  unique (provider, event id) is written first and a second delivery of the same event changes nothing;
+- finds the reminder by the `reminder_id` metadata sent along with the e-mail, else by the provider's
+  message id; events for messages we don't know (another system on the same provider account, a
+  deleted reminder) are recorded and otherwise ignored, and the provider still gets its 200;
+- never moves a reminder backwards: pending/sent < delivered < bounced = complained. A "delivered"
+  arriving after "bounced" (providers don't keep order) leaves it bounced; a bounce after delivered
+  (a late asynchronous bounce) does move it. Opened, clicked, deferred, ... are recorded only;
+- writes an OrderEvent audit row ("reminder_bounced" / "reminder_complained") in the same transaction
+  when a reminder bounces or the customer complains.
+
+An exception here makes anymail answer 500, and the provider retries later: that is the right outcome
+for a database hiccup, and the event id makes the retry harmless."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from orders.models import OrderEvent
+
+from .models import Reminder, TrackingEvent
+
+logger = logging.getLogger(__name__)
+
+Status = Reminder.Status
+
+# anymail's normalised event types (anymail.signals.EventType) that change a reminder's status.
+STATUS_FOR_EVENT: dict[str, str] = {
+    "delivered": Status.DELIVERED,
+    "bounced": Status.BOUNCED,
+    "rejected": Status.BOUNCED,  # the provider refused to send it (invalid, suppressed, blocked address)
+    "failed": Status.BOUNCED,  # the provider could not send it after accepting it
+    "complained": Status.COMPLAINED,
+}
+
+# How far along a reminder is; a tracking event only ever moves it to a higher rank.
+RANK: dict[str, int] = {
+    Status.PENDING: 0,
+    Status.SENT: 1,
+    Status.DELIVERED: 2,
+    Status.BOUNCED: 3,
+    Status.COMPLAINED: 3,
+}
+
+AUDIT_ACTION: dict[str, str] = {
+    Status.BOUNCED: "reminder_bounced",
+    Status.COMPLAINED: "reminder_complained",
+}
+
+
+def _reminder_id(metadata: dict[str, Any] | None) -> int | None:
+    try:
+        return int((metadata or {})["reminder_id"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _locate(*, metadata: dict[str, Any] | None, message_id: str) -> Reminder | None:
+    """The reminder an event is about, locked for update; None when it isn't one of ours."""
+    locked = Reminder.objects.select_for_update()
+    reminder_id = _reminder_id(metadata)
+    if reminder_id is not None:
+        reminder = locked.filter(pk=reminder_id).first()
+        # The metadata is ours, but guard against another installation (staging) on the same provider
+        # account: a reminder that already has a different provider message id is not this message.
+        if reminder is not None and (not reminder.message_id or not message_id
+                                     or reminder.message_id == message_id):
+            return reminder
+    if message_id:
+        return locked.filter(message_id=message_id).order_by("-id").first()
+    return None
+
+
+def reminder_track_event(*, message_id: str | None, event_type: str, event_id: str,
+                         timestamp: datetime.datetime | None, metadata: dict[str, Any] | None,
+                         description: str | None, provider: str = "", now: datetime.datetime | None = None,
+                         ) -> TrackingEvent | None:
+    """Apply one tracking event to its reminder. Returns the recorded event, or None when this event
+    (same provider and event id) was recorded before and so changes nothing now."""
+    now = now or timezone.now()
+    message_id = (message_id or "")[:255]
+    event_type = (event_type or "unknown")[:40]
+    with transaction.atomic():
+        reminder = _locate(metadata=metadata, message_id=message_id)
+        row = TrackingEvent(provider=provider[:40], event_id=event_id[:255], event_type=event_type,
+                            reminder=reminder, message_id=message_id, occurred_at=timestamp, received_at=now,
+                            description=description or "", metadata=metadata or {},
+                            outcome=TrackingEvent.Outcome.UNKNOWN_MESSAGE)
+        if reminder is not None:
+            row.outcome = TrackingEvent.Outcome.UNCHANGED
+            target = STATUS_FOR_EVENT.get(event_type)
+            if target is not None and reminder.status == Status.FAILED:
+                # We gave up on it and a retry may already be live for the same level: don't revive it.
+                logger.warning("tracking: %s event for failed reminder %s ignored", event_type, reminder.pk)
+            elif target is not None and RANK[target] > RANK[reminder.status]:
+                row.outcome = TrackingEvent.Outcome.APPLIED
+        try:
+            with transaction.atomic():  # a savepoint: a duplicate must not spoil the outer transaction
+                row.save(force_insert=True)
+        except IntegrityError:
+            if not TrackingEvent.objects.filter(provider=row.provider, event_id=row.event_id).exists():
+                raise
+            logger.info("tracking: duplicate %s event %s ignored", provider, event_id)
+            return None
+        if reminder is None:
+            logger.info("tracking: %s event for unknown message %r ignored", event_type, message_id)
+            return row
+        if row.outcome == TrackingEvent.Outcome.APPLIED:
+            old_status = reminder.status
+            reminder.status = STATUS_FOR_EVENT[event_type]
+            reminder.status_changed_at = now
+            reminder.save(update_fields=["status", "status_changed_at"])
+            action = AUDIT_ACTION.get(reminder.status)
+            if action:
+                OrderEvent.objects.create(order_id=reminder.order_id, action=action, at=now, details={
+                    "reminder": reminder.pk, "level": reminder.level, "recipient": reminder.recipient,
+                    "previous_status": old_status, "event_type": event_type, "provider": provider,
+                    "event_id": event_id, "occurred_at": timestamp.isoformat() if timestamp else None,
+                    "description": (description or "")[:1000],
+                })
+    return row
+
+
+# --- the anymail signal receiver ---------------------------------------------------------------
+
+def event_key(event) -> str:
+    """The provider's event id, or (some providers send none, e.g. Postmark's Delivery) a stable
+    digest of the event's payload: a redelivered webhook carries the same payload."""
+    if getattr(event, "event_id", None):
+        return str(event.event_id)
+    raw = getattr(event, "esp_event", None)
+    if isinstance(raw, dict | list):
+        payload = json.dumps(raw, sort_keys=True, default=str)
+    else:
+        payload = "|".join(str(getattr(event, name, None))
+                           for name in ("event_type", "message_id", "recipient", "timestamp"))
+    return "sha256:" + hashlib.sha256(payload.encode()).hexdigest()
+
+
+def on_tracking_event(sender, event, esp_name: str, **kwargs) -> None:
+    """Receiver of anymail.signals.tracking (connected in DunningAppConfig.ready)."""
+    description = "\n".join(part for part in (event.description, event.mta_response) if part)
+    reminder_track_event(message_id=event.message_id, event_type=event.event_type, event_id=event_key(event),
+                         timestamp=event.timestamp, metadata=event.metadata, description=description,
+                         provider=esp_name)
