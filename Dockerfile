@@ -1,0 +1,31 @@
+# The one image for web, worker, beat and the one-shot migrate service (see docker-compose.yml).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONPATH=/app \
+    DJANGO_SETTINGS_MODULE=config.settings \
+    MAHNWESEN_VAR_DIR=/app/var
+
+WORKDIR /app
+
+# Dependencies first: this layer is rebuilt only when pyproject.toml changes.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; open('/tmp/requirements.txt', 'w').write('\n'.join(deps) + '\n')" \
+ && pip install -r /tmp/requirements.txt
+
+COPY . .
+
+# Static files are collected at build time (hashed names, compressed); whitenoise serves them.
+# The secret key is a placeholder for this one command only: settings refuse to start without one.
+RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
+ && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin mahnwesen \
+ && mkdir -p /app/var \
+ && chown -R mahnwesen /app/var
+
+USER mahnwesen
+EXPOSE 8000
+# WEB_CONCURRENCY (read by gunicorn) sets the number of web workers.
+CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "--timeout", "60"]

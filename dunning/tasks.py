@@ -1,0 +1,35 @@
+"""Celery tasks: thin wrappers that take ids and call a service. Nothing else lives here.
+
+With Redis a task unacknowledged past the visibility timeout is delivered again (acks_late is
+on): every task here is safe to run twice, because the tick decides under a database lease and
+sending is exactly-once by row locks."""
+
+from celery import shared_task
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from . import automation, services
+from .models import DunningRun
+
+
+@shared_task(name="dunning.tasks.automation_tick")
+def automation_tick() -> int | None:
+    """Sent by beat every DUNNING_TICK_SECONDS: runs the job if the switch says it is due."""
+    run = automation.automation_tick(now=timezone.now())
+    return run.pk if run else None
+
+
+def _user(user_id: int | None):
+    return get_user_model().objects.filter(pk=user_id).first() if user_id else None
+
+
+@shared_task(name="dunning.tasks.run_dunning_job")
+def run_dunning_job(trigger: str = DunningRun.Trigger.COMMAND, user_id: int | None = None, dry_run: bool = False,
+                    sales_account_id: int | None = None) -> int:
+    """The job once, now, whatever the switch says (like `manage.py run_dunning`)."""
+    if trigger not in DunningRun.Trigger.values:
+        raise ValueError(f"unknown trigger {trigger!r}")
+    run = services.dunning_run_execute(now=timezone.now(), trigger=trigger, dry_run=dry_run,
+                                       sales_account_id=sales_account_id, user=_user(user_id))
+    return run.pk
+
