@@ -20,4 +20,5 @@ def _schedule_tick(sender: Celery, **kwargs) -> None:
     sender.add_periodic_task(
         float(settings.DUNNING_TICK_SECONDS), sender.signature("dunning.tasks.automation_tick"),
         name="dunning automation tick",
+        expires=float(settings.DUNNING_TICK_SECONDS),  # ticks queued while no worker ran are dropped, not piled up
     )

@@ -47,6 +47,7 @@ class Skip:
     NO_TEMPLATE = "no_template"
     IN_FLIGHT = "in_flight"
     BUSY = "busy"
+    BOUNCED = "bounced"
     ATTEMPTS_EXHAUSTED = "attempts_exhausted"
     PROVIDER_DOWN = "provider_down"
 
@@ -58,6 +59,7 @@ class Skip:
         BUSY: _("being processed by another run"),
         ATTEMPTS_EXHAUSTED: _("failed three times; send it by hand"),
         PROVIDER_DOWN: _("not attempted: the e-mail provider was unavailable"),
+        BOUNCED: _("an earlier reminder to this address bounced or was marked as spam; correct the address"),
     }
 
 
@@ -224,10 +226,17 @@ def _claim(chunk: list[int], *, level: int, trigger: str, now: datetime.datetime
         rows: list[Reminder] = []
         rendered_by_order: dict[int, RenderedEmail] = {}
         orders: dict[int, Order] = {}
+        due = list(due)
+        bounced = set(Reminder.objects.filter(
+            order_id__in=[o.id for o in due], status__in=[Reminder.Status.BOUNCED, Reminder.Status.COMPLAINED],
+        ).values_list("order_id", "recipient"))
         for order in due:
             orders[order.id] = order
             if not order.customer_email:
                 outcome.skipped[order.id] = Skip.NO_EMAIL
+                continue
+            if (order.id, order.customer_email) in bounced:
+                outcome.skipped[order.id] = Skip.BOUNCED
                 continue
             template = resolver.template_for(order.sales_account_id, order.effective_language)
             if template is None:
@@ -369,13 +378,15 @@ def reminders_send(*, order_ids: Iterable[int], level: int, trigger: str, now: d
     resolver = TemplateResolver(level)
     batch_size = batch_size or settings.DUNNING_BATCH_SIZE
     record_every = 250  # outcomes are written back every 250 sends: few statements, small crash window
-    connection = get_connection()
+    connection = None  # opened at the first claimed reminder: a level with nothing due costs no connection
     consecutive_transient = 0
     try:
-        connection.open()
         for chunk in _chunks(order_ids, batch_size):
             claimed = _claim(chunk, level=level, trigger=trigger, now=now, user=user, run=run, configs=configs,
                              resolver=resolver, outcome=outcome)
+            if claimed and connection is None:
+                connection = get_connection()
+                connection.open()
             for start in range(0, len(claimed), record_every):
                 part = claimed[start:start + record_every]
                 results = []
@@ -389,8 +400,9 @@ def reminders_send(*, order_ids: Iterable[int], level: int, trigger: str, now: d
                         raise ProviderUnavailable(err, outcome)
                 _record(results, level=level, trigger=trigger, now=now, user=user, outcome=outcome)
     finally:
-        with contextlib.suppress(Exception):  # closing a broken connection must not hide the real error
-            connection.close()
+        if connection is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection must not hide the real error
+                connection.close()
     return outcome
 
 
@@ -488,9 +500,31 @@ def _due_ids(qs: QuerySet[Order], batch_size: int) -> Iterator[int]:
 def dunning_run_execute(*, now: datetime.datetime, trigger: str = DunningRun.Trigger.COMMAND,
                         dry_run: bool = False, sales_account_id: int | None = None, user=None) -> DunningRun:
     """Run the job once: the automatic reminders of every active config, then the prepayment
-    cancellation. Records and returns a DunningRun; one failing order never stops the rest."""
+    cancellation. Records and returns a DunningRun; one failing order never stops the rest, and a
+    run that fails as a whole (database gone, ...) is still recorded as finished with its error."""
     started = time.monotonic()
     run = DunningRun.objects.create(trigger=trigger, dry_run=dry_run, started_at=now, started_by=user)
+    with _finishing(run, started):
+        _execute(run, now=now, dry_run=dry_run, sales_account_id=sales_account_id)
+    return run
+
+
+@contextlib.contextmanager
+def _finishing(run: DunningRun, started: float) -> Iterator[None]:
+    """Marks `run` finished with its duration, also when the body raises (the error is kept)."""
+    try:
+        yield
+    except BaseException as exc:
+        run.error = "\n".join(filter(None, [run.error, f"Run aborted: {_error_text(exc)}"]))[:10000]
+        raise
+    finally:
+        run.finished_at = timezone.now()
+        run.duration_ms = int((time.monotonic() - started) * 1000)
+        with contextlib.suppress(Exception):  # the database may be what failed
+            run.save()
+
+
+def _execute(run: DunningRun, *, now: datetime.datetime, dry_run: bool, sales_account_id: int | None) -> None:
     configs = selectors.active_configs(sales_account_id=sales_account_id)
     names = {c.sales_account_id: c.sales_account.name for c in configs}
     levels: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
@@ -548,10 +582,6 @@ def dunning_run_execute(*, now: datetime.datetime, trigger: str = DunningRun.Tri
                          for a in set(cancellation.flagged) | set(cancellation.cancelled)},
     }
     run.error = "\n".join(errors)[:10000]
-    run.finished_at = timezone.now()
-    run.duration_ms = int((time.monotonic() - started) * 1000)
-    run.save()
-    return run
 
 
 # --- manual Notify -----------------------------------------------------------------------------
@@ -562,19 +592,15 @@ def orders_notify(*, order_ids: Iterable[int], level: int, user, now: datetime.d
     started = time.monotonic()
     if run is None:
         run = DunningRun.objects.create(trigger=DunningRun.Trigger.MANUAL, started_at=now, started_by=user)
-    error = ""
     outcome = SendOutcome()
-    try:
-        outcome = reminders_send(order_ids=order_ids, level=level, trigger=Reminder.Trigger.MANUAL, now=now,
-                                 user=user, run=run)
-    except ProviderUnavailable as exc:
-        outcome = exc.outcome
-        error = f"E-mail provider unavailable, sending stopped: {exc}"
-    run.sent, run.failed, run.skipped = len(outcome.sent), len(outcome.failed), len(outcome.skipped)
-    run.details = {"level": level, "skipped": outcome.skip_counts, "unknown": len(outcome.unknown),
-                   "failed_errors": sorted(set(outcome.failed.values()))[:20]}
-    run.error = error
-    run.finished_at = timezone.now()
-    run.duration_ms = int((time.monotonic() - started) * 1000)
-    run.save()
+    with _finishing(run, started):
+        try:
+            outcome = reminders_send(order_ids=order_ids, level=level, trigger=Reminder.Trigger.MANUAL, now=now,
+                                     user=user, run=run)
+        except ProviderUnavailable as exc:
+            outcome = exc.outcome
+            run.error = f"E-mail provider unavailable, sending stopped: {exc}"
+        run.sent, run.failed, run.skipped = len(outcome.sent), len(outcome.failed), len(outcome.skipped)
+        run.details = {"level": level, "skipped": outcome.skip_counts, "unknown": len(outcome.unknown),
+                       "failed_errors": sorted(set(outcome.failed.values()))[:20]}
     return run, outcome

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
-from functools import lru_cache
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from babel import Locale

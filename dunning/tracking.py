@@ -29,7 +29,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from orders.models import OrderEvent
+from orders.models import Order, OrderEvent
 
 from .models import Reminder, TrackingEvent
 
@@ -122,7 +122,15 @@ def reminder_track_event(*, message_id: str | None, event_type: str, event_id: s
             old_status = reminder.status
             reminder.status = STATUS_FOR_EVENT[event_type]
             reminder.status_changed_at = now
-            reminder.save(update_fields=["status", "status_changed_at"])
+            fields = ["status", "status_changed_at"]
+            if old_status == Status.PENDING:
+                # The provider had it after all (the send's outcome was unknown, or its write-back has
+                # not happened yet): the reminder went out, so the order moves up as after a send.
+                reminder.sent_at = reminder.sent_at or timestamp or now
+                fields.append("sent_at")
+                Order.objects.filter(pk=reminder.order_id, reminders_sent=reminder.level - 1).update(
+                    reminders_sent=reminder.level, last_reminder_at=reminder.sent_at)
+            reminder.save(update_fields=fields)
             action = AUDIT_ACTION.get(reminder.status)
             if action:
                 OrderEvent.objects.create(order_id=reminder.order_id, action=action, at=now, details={

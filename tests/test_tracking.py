@@ -383,3 +383,20 @@ def test_the_same_event_twice_at_the_same_time_is_recorded_once(require_postgres
     assert TrackingEvent.objects.count() == 1
     assert OrderEvent.objects.filter(action="reminder_bounced").count() == (1 if known else 0)
     assert status_of(reminder) == (Reminder.Status.BOUNCED if known else Reminder.Status.SENT)
+
+
+def test_delivered_event_settles_a_reminder_whose_outcome_was_unknown(db):
+    """A read timeout left the reminder in flight; the provider's "delivered" proves it went out."""
+    from dunning.tracking import reminder_track_event
+    from orders.models import Order
+    from tests.factories import OrderFactory, berlin
+
+    order = OrderFactory(ordered_at=berlin(2026, 9, 1))
+    reminder = Reminder.objects.create(order=order, level=1, trigger="automatic", recipient=order.customer_email,
+                                       subject="s", body="b", status="pending", created_at=berlin(2026, 11, 26, 9))
+    reminder_track_event(message_id="", event_type="delivered", event_id="ev-1", timestamp=berlin(2026, 11, 26, 9, 1),
+                         metadata={"reminder_id": str(reminder.pk)}, description="", provider="postmark")
+    reminder.refresh_from_db()
+    order = Order.objects.get(pk=order.pk)
+    assert reminder.status == "delivered" and reminder.sent_at == berlin(2026, 11, 26, 9, 1)
+    assert order.reminders_sent == 1 and order.last_reminder_at == berlin(2026, 11, 26, 9, 1)

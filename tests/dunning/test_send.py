@@ -252,3 +252,42 @@ def test_manual_notify_records_a_run(due_orders, backoffice_user):
 def test_level_must_be_1_to_3(db):
     with pytest.raises(ValueError):
         services.reminders_send(order_ids=[], level=4, trigger="manual", now=NOW)
+
+
+def test_address_that_bounced_gets_no_further_reminder_until_corrected(config, assignments):
+    order = OrderFactory(ordered_at=berlin(2026, 9, 1), reminders_sent=1, last_reminder_at=berlin(2026, 10, 1))
+    Reminder.objects.create(order=order, level=1, trigger="automatic", recipient=order.customer_email,
+                            subject="s", body="b", status="bounced", created_at=berlin(2026, 10, 1))
+    outcome = send([order], level=2)
+    assert outcome.skipped == {order.id: services.Skip.BOUNCED}
+    assert mail.outbox == []
+    Order.objects.filter(pk=order.pk).update(customer_email="corrected@example.com")
+    assert send([order], level=2).sent == [order.id]
+    assert mail.outbox[0].to == ["corrected@example.com"]
+
+
+def test_a_level_with_nothing_due_opens_no_mail_connection(config, assignments, monkeypatch):
+    opened = []
+    real = services.get_connection
+
+    def counting(*args, **kwargs):
+        opened.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(services, "get_connection", counting)
+    services.dunning_run_execute(now=NOW)
+    assert opened == []
+    OrderFactory(ordered_at=berlin(2026, 10, 1))
+    services.dunning_run_execute(now=NOW)
+    assert opened == [1]
+
+
+def test_a_run_that_fails_as_a_whole_is_recorded_as_finished(config, assignments, monkeypatch):
+    def boom(**kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(services, "prepayment_orders_handle", boom)
+    with pytest.raises(RuntimeError):
+        services.dunning_run_execute(now=NOW)
+    run = DunningRun.objects.get()
+    assert run.finished_at is not None and "Run aborted: RuntimeError: database went away" in run.error
