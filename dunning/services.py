@@ -17,15 +17,15 @@ import socket
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.message import make_msgid
+from django.db import OperationalError, transaction
 from django.db import connection as db_connection
-from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -37,6 +37,7 @@ from .models import DunningConfig, DunningRun, EmailTemplate, Reminder, Reminder
 from .templating import CompiledTemplate, RenderedEmail, order_context
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 # --- skip reasons ---------------------------------------------------------------------------
@@ -211,6 +212,21 @@ def _build_message(order: Order, rendered: RenderedEmail, *, level: int, reminde
     return msg
 
 
+def _retrying(step: Callable[[], T], attempts: int = 4) -> T:
+    """Run a transaction again when PostgreSQL chose it as a deadlock or serialization victim: it
+    was rolled back whole, and each step here is safe to repeat. Writing back the outcome of e-mails
+    already sent must not be lost to such a hiccup."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return step()
+        except OperationalError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) not in ("40P01", "40001") or attempt == attempts:
+                raise
+            logger.warning("retrying after %s (attempt %s)", exc.__cause__.sqlstate, attempt)
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _claim(chunk: list[int], *, level: int, trigger: str, now: datetime.datetime, user, run: DunningRun | None,
            configs: list[DunningConfig], resolver: TemplateResolver, outcome: SendOutcome) -> list[_Claimed]:
     """Lock, re-check and write the pending reminders of one chunk; commits before returning."""
@@ -227,11 +243,19 @@ def _claim(chunk: list[int], *, level: int, trigger: str, now: datetime.datetime
         rendered_by_order: dict[int, RenderedEmail] = {}
         orders: dict[int, Order] = {}
         due = list(due)
+        locked_ids = [o.id for o in due]
+        # Race: a concurrent run may have claimed one of these rows between this statement's snapshot
+        # and our lock. This query has a fresh snapshot (READ COMMITTED) and sees its committed claim.
+        live = set(Reminder.objects.filter(order_id__in=locked_ids, level=level)
+                   .exclude(status=Reminder.Status.FAILED).values_list("order_id", flat=True))
         bounced = set(Reminder.objects.filter(
-            order_id__in=[o.id for o in due], status__in=[Reminder.Status.BOUNCED, Reminder.Status.COMPLAINED],
+            order_id__in=locked_ids, status__in=[Reminder.Status.BOUNCED, Reminder.Status.COMPLAINED],
         ).values_list("order_id", "recipient"))
         for order in due:
             orders[order.id] = order
+            if order.id in live:
+                outcome.skipped[order.id] = Skip.IN_FLIGHT
+                continue
             if not order.customer_email:
                 outcome.skipped[order.id] = Skip.NO_EMAIL
                 continue
@@ -382,8 +406,9 @@ def reminders_send(*, order_ids: Iterable[int], level: int, trigger: str, now: d
     consecutive_transient = 0
     try:
         for chunk in _chunks(order_ids, batch_size):
-            claimed = _claim(chunk, level=level, trigger=trigger, now=now, user=user, run=run, configs=configs,
-                             resolver=resolver, outcome=outcome)
+            claimed = _retrying(lambda chunk=chunk: _claim(
+                chunk, level=level, trigger=trigger, now=now, user=user, run=run, configs=configs,
+                resolver=resolver, outcome=outcome))
             if claimed and connection is None:
                 connection = get_connection()
                 connection.open()
@@ -395,10 +420,12 @@ def reminders_send(*, order_ids: Iterable[int], level: int, trigger: str, now: d
                     results.append((item, kind, mid, err))
                     consecutive_transient = consecutive_transient + 1 if kind == TRANSIENT else 0
                     if consecutive_transient >= 5:
-                        _record(results, level=level, trigger=trigger, now=now, user=user, outcome=outcome)
+                        _retrying(lambda results=results: _record(
+                            results, level=level, trigger=trigger, now=now, user=user, outcome=outcome))
                         _release_unsent(part[index + 1:] + claimed[start + record_every:], outcome)
                         raise ProviderUnavailable(err, outcome)
-                _record(results, level=level, trigger=trigger, now=now, user=user, outcome=outcome)
+                _retrying(lambda results=results: _record(results, level=level, trigger=trigger, now=now, user=user,
+                                                          outcome=outcome))
     finally:
         if connection is not None:
             with contextlib.suppress(Exception):  # closing a broken connection must not hide the real error

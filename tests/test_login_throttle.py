@@ -63,7 +63,7 @@ def user(db):
 
 def attempt(client: Client, *, password: str, username: str = "clerk", xff: str | None = ALICE,
             remote_addr: str = PROXY):
-    extra = {"REMOTE_ADDR": remote_addr}
+    extra = {"REMOTE_ADDR": remote_addr, "HTTP_ACCEPT_LANGUAGE": "en"}
     if xff is not None:
         extra["HTTP_X_FORWARDED_FOR"] = xff
     return client.post(LOGIN, {"username": username, "password": password}, **extra)
