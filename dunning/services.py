@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.message import make_msgid
-from django.db import OperationalError, transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db import connection as db_connection
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -213,18 +213,33 @@ def _build_message(order: Order, rendered: RenderedEmail, *, level: int, reminde
 
 
 def _retrying(step: Callable[[], T], attempts: int = 4) -> T:
-    """Run a transaction again when PostgreSQL chose it as a deadlock or serialization victim: it
-    was rolled back whole, and each step here is safe to repeat. Writing back the outcome of e-mails
-    already sent must not be lost to such a hiccup."""
+    """Run a transaction again when it was rolled back whole through no fault of its own: chosen as
+    a deadlock or serialization victim, or the database connection dropped (it reconnects). Each step
+    here is safe to repeat, and writing back the outcome of e-mails already sent must not be lost to
+    such a hiccup."""
     for attempt in range(1, attempts + 1):
         try:
             return step()
-        except OperationalError as exc:
-            if getattr(exc.__cause__, "sqlstate", None) not in ("40P01", "40001") or attempt == attempts:
+        except (OperationalError, InterfaceError) as exc:
+            sqlstate = getattr(exc.__cause__, "sqlstate", None)
+            victim = sqlstate in ("40P01", "40001")
+            # 08xxx: connection exception; 57P0x: the server shut the connection; none: lost client-side
+            lost = sqlstate is None or sqlstate.startswith(("08", "57P")) or not _connection_usable()
+            dropped = lost and not db_connection.in_atomic_block
+            if not (victim or dropped) or attempt == attempts:
                 raise
-            logger.warning("retrying after %s (attempt %s)", exc.__cause__.sqlstate, attempt)
-            time.sleep(0.05 * attempt)
+            logger.warning("retrying after %s (attempt %s)", "deadlock" if victim else "lost connection", attempt)
+            if dropped:
+                db_connection.close()  # the next query opens a new connection
+            time.sleep(0.2 * attempt)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _connection_usable() -> bool:
+    try:
+        return db_connection.connection is not None and db_connection.is_usable()
+    except Exception:
+        return False
 
 
 def _claim(chunk: list[int], *, level: int, trigger: str, now: datetime.datetime, user, run: DunningRun | None,

@@ -95,3 +95,30 @@ def test_unique_constraint_is_the_last_line_of_defence(setup):
     with pytest.raises(IntegrityError), transaction.atomic():
         Reminder.objects.create(order=order, level=1, trigger="manual", recipient="a@example.com", subject="s",
                                 body="b", status="sent", created_at=NOW)
+
+
+def test_database_connection_dropped_mid_run(setup, settings):
+    """The connection is killed by the server while e-mails go out: the write-back reconnects, so
+    every reminder is recorded once, nothing is sent twice, none is left in flight."""
+    import psycopg
+
+    settings.DUNNING_BATCH_SIZE = 100
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    dsn = connection.connection.info.dsn
+    sent = {"n": 0}
+
+    def kill_connection_once(message):
+        sent["n"] += 1
+        if sent["n"] == 30:
+            with psycopg.connect(dsn, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+    ScriptedBackend.crash_after_send = kill_connection_once
+    run = services.dunning_run_execute(now=NOW)
+    assert connection.connection.info.backend_pid != pid  # it reconnected
+    assert run.sent == ORDERS and not run.error
+    assert Counter(m.to[0] for m in mail.outbox).most_common(1)[0][1] == 1
+    assert len(mail.outbox) == ORDERS
+    assert Reminder.objects.filter(status="sent").count() == ORDERS
+    assert not Reminder.objects.filter(status="pending").exists()
