@@ -73,3 +73,22 @@ class ScriptedBackend(AnymailTestBackend):
         cls.calls = 0
         cls.delay = 0.0
         cls.crash_after_send = None
+
+
+class AppendLogBackend(AnymailTestBackend):
+    """For tests across processes: every accepted message is appended (and fsynced) as one line
+    "recipient level" to the file named by $FAKE_ESP_LOG, after $FAKE_ESP_DELAY seconds. What is
+    in the file was sent, whatever happens to the process afterwards."""
+
+    def post_to_esp(self, payload, message):
+        import os
+
+        time.sleep(float(os.environ.get("FAKE_ESP_DELAY", "0")))
+        with open(os.environ["FAKE_ESP_LOG"], "a") as log:
+            log.write(f"{message.to[0]} {message.tags[-1]}\n")
+            log.flush()
+            os.fsync(log.fileno())
+        from anymail.message import AnymailRecipientStatus
+
+        return {"recipient_status": {email: AnymailRecipientStatus(message_id=f"log-{time.time_ns()}", status="sent")
+                                     for email in payload.recipient_emails}}
