@@ -6,4 +6,9 @@ app_name = "backoffice"
 
 urlpatterns = [
     path("orders/open-payments/", views.open_payments, name="open_payments"),
+    path("orders/open-payments/notify/", views.notify, name="notify"),
+    path("orders/open-payments/runs/<int:pk>/", views.notify_run, name="notify_run"),
+    path("orders/actions/", views.bulk_action, name="bulk_action"),
+    path("orders/<int:pk>/", views.order_detail, name="order_detail"),
+    path("orders/reminders/<int:pk>/resolve/", views.reminder_resolve, name="reminder_resolve"),
 ]

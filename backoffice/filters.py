@@ -1,0 +1,167 @@
+"""The one FilterSet of the open-payments overview: every filter and sort order of the page is
+here, as a query parameter, so a filtered view can be bookmarked. The dunning-level filter asks
+dunning.selectors.level_q: the level rule is not repeated here."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+
+import django_filters
+from django import forms
+from django.db.models import Case, DateTimeField, F, Q, QuerySet, When
+from django.utils.translation import gettext_lazy as _
+from django_filters.constants import EMPTY_VALUES
+
+from accounts.models import SalesAccount
+from dunning.models import DunningConfig
+from dunning.selectors import COMPLETED, Level, level_q
+from orders.models import Order, PaymentMethod
+
+LEVEL_FILTER_CHOICES = [
+    ("1", _("Level 1")),
+    ("2", _("Level 2")),
+    ("3", _("Level 3")),
+    (COMPLETED, _("Completed")),
+]
+YES_NO = [("true", _("Yes")), ("false", _("No"))]
+NOTIFY_LEVELS = ("1", "2", "3")
+
+
+def parse_level(value: str | None) -> Level | None:
+    """'1', '2', '3' -> int, 'completed' -> 'completed', anything else -> None."""
+    if value in NOTIFY_LEVELS:
+        return int(value)  # type: ignore[return-value]
+    if value == COMPLETED:
+        return COMPLETED
+    return None
+
+
+def due_at_expression() -> Case:
+    """Order date plus the payment term, for sorting by days overdue (portable: the few payment
+    terms become a CASE of timestamp + constant interval)."""
+    terms = sorted(set(PaymentMethod.objects.values_list("payment_term_days", flat=True)))
+    whens = [
+        When(payment_method__payment_term_days=t, then=F("ordered_at") + datetime.timedelta(days=t)) for t in terms if t
+    ]
+    return Case(*whens, default=F("ordered_at"), output_field=DateTimeField())
+
+
+class OverviewOrdering(django_filters.OrderingFilter):
+    """Column sorting (`?o=number`, `?o=-total`) with a stable tie-breaker, empty values last
+    and "days overdue" sorted by the due date."""
+
+    NULLABLE = {"last_reminder_at", "current_level"}
+
+    def filter(self, qs: QuerySet, value):
+        if value in EMPTY_VALUES:
+            return qs
+        ordering = []
+        for param in value:
+            if param in EMPTY_VALUES:
+                continue
+            descending = param.startswith("-")
+            name = param.removeprefix("-")
+            field = self.param_map.get(name, name)
+            if field == "due_at":
+                qs = qs.annotate(due_at=due_at_expression())
+                descending = not descending  # more days overdue = earlier due date
+            nulls_last = True if field in self.NULLABLE else None
+            expr = F(field).desc(nulls_last=nulls_last) if descending else F(field).asc(nulls_last=nulls_last)
+            ordering.append(expr)
+        return qs.order_by(*ordering, "-id")
+
+
+SORT_FIELDS = (
+    ("number", "number"),
+    ("ordered_at", "ordered_at"),
+    ("customer_name", "customer"),
+    ("customer_email", "email"),
+    ("total", "total"),
+    ("payment_method__name", "payment_method"),
+    ("sales_account__name", "sales_account"),
+    ("due_at", "days_overdue"),
+    ("reminders_sent", "reminders_sent"),
+    ("last_reminder_at", "last_reminder"),
+    ("current_level", "level"),
+)
+
+
+class OpenOrderFilter(django_filters.FilterSet):
+    dunning_level = django_filters.ChoiceFilter(
+        label=_("Dunning level"), choices=LEVEL_FILTER_CHOICES, method="filter_dunning_level", empty_label=_("All open")
+    )
+    sales_account = django_filters.ModelChoiceFilter(
+        label=_("Sales account"), queryset=SalesAccount.objects.all(), empty_label=_("All")
+    )
+    payment_method = django_filters.ModelChoiceFilter(
+        label=_("Payment method"), queryset=PaymentMethod.objects.all(), empty_label=_("All")
+    )
+    blocked = django_filters.ChoiceFilter(
+        label=_("Dunning blocked"), choices=YES_NO, method="filter_blocked", empty_label=_("All")
+    )
+    flagged = django_filters.ChoiceFilter(
+        label=_("Flagged for cancellation"), choices=YES_NO, method="filter_flagged", empty_label=_("All")
+    )
+    q = django_filters.CharFilter(
+        label=_("Search"),
+        method="filter_search",
+        max_length=100,
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": _("Number, customer, e-mail")}),
+    )
+    o = OverviewOrdering(fields=SORT_FIELDS, label=_("Sort by"))
+
+    class Meta:
+        model = Order
+        fields: list[str] = []
+
+    def __init__(
+        self, data=None, queryset=None, *, now: datetime.datetime, configs: Iterable[DunningConfig], **kwargs
+    ) -> None:
+        super().__init__(data, queryset, **kwargs)
+        self.now = now
+        self.configs = list(configs)
+
+    # --- filters ---
+
+    def filter_dunning_level(self, queryset: QuerySet[Order], name: str, value: str) -> QuerySet[Order]:
+        level = parse_level(value)
+        if level is None:
+            return queryset
+        return queryset.filter(level_q(level, now=self.now, configs=self.configs))
+
+    def filter_blocked(self, queryset: QuerySet[Order], name: str, value: str) -> QuerySet[Order]:
+        return queryset.filter(dunning_blocked=value == "true")
+
+    def filter_flagged(self, queryset: QuerySet[Order], name: str, value: str) -> QuerySet[Order]:
+        return queryset.filter(flagged_for_cancellation_at__isnull=value != "true")
+
+    def filter_search(self, queryset: QuerySet[Order], name: str, value: str) -> QuerySet[Order]:
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(
+            Q(number__icontains=value) | Q(customer_name__icontains=value) | Q(customer_email__icontains=value)
+        )
+
+    # --- helpers for the page ---
+
+    @property
+    def level(self) -> Level | None:
+        """The valid dunning level filter, or None."""
+        if not self.is_bound:
+            return None
+        self.errors  # noqa: B018 - validates the form
+        return parse_level(self.form.cleaned_data.get("dunning_level"))
+
+    def qs_without(self, *names: str) -> QuerySet[Order]:
+        """The queryset filtered by every valid filter except `names` (and unsorted)."""
+        qs = self.queryset.all()
+        if not self.is_bound:
+            return qs
+        self.errors  # noqa: B018 - validates the form
+        for name, value in self.form.cleaned_data.items():
+            if name in names or name == "o":
+                continue
+            qs = self.filters[name].filter(qs, value)
+        return qs

@@ -1,0 +1,48 @@
+import datetime
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+
+class ActionForm(forms.Form):
+    """A bulk action without options."""
+
+    def __init__(self, *args, today: datetime.date, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.today = today
+
+
+class MarkPaidForm(ActionForm):
+    paid_on = forms.DateField(
+        label=_("Payment received on"), widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+
+    def __init__(self, *args, today: datetime.date, **kwargs) -> None:
+        super().__init__(*args, today=today, **kwargs)
+        self.fields["paid_on"].initial = today
+        self.fields["paid_on"].widget.attrs["max"] = today.isoformat()
+
+    def clean_paid_on(self) -> datetime.date:
+        value = self.cleaned_data["paid_on"]
+        if value > self.today:
+            raise forms.ValidationError(_("The payment date cannot be in the future."))
+        return value
+
+
+class BlockForm(ActionForm):
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=200,
+        help_text=_("Shown on the order, e.g. “customer pays in instalments”."),
+        widget=forms.TextInput(attrs={"size": 60, "autofocus": True}),
+    )
+
+    def clean_reason(self) -> str:
+        value = self.cleaned_data["reason"].strip()
+        if not value:
+            raise forms.ValidationError(_("Please give a reason."))
+        return value
+
+
+class CancelForm(ActionForm):
+    release_reservation = forms.BooleanField(label=_("Release the stock reservation"), required=False, initial=True)

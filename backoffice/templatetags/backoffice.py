@@ -1,0 +1,53 @@
+from decimal import Decimal
+
+from django import template
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+
+from dunning.services import Skip
+from dunning.templating import format_money
+
+register = template.Library()
+
+
+def _language() -> str:
+    return (get_language() or "de")[:2]
+
+
+@register.filter
+def money(value: Decimal | None, currency: str = "EUR") -> str:
+    """An amount with its currency, formatted for the active language (49,90 € / €49.90)."""
+    if value is None:
+        return ""
+    return format_money(value, currency or "EUR", _language())
+
+
+@register.filter
+def level_label(value) -> str:
+    """1, 2, 3 -> "Level n"; 4 or "completed" -> "Completed"; empty -> "–"."""
+    if value in (4, "4", "completed"):
+        return _("Completed")
+    if value in (1, 2, 3, "1", "2", "3"):
+        return _("Level %(level)s") % {"level": value}
+    return "–"
+
+
+@register.filter
+def skip_label(code: str) -> str:
+    return str(Skip.LABELS.get(code, code))
+
+
+@register.simple_tag(takes_context=True)
+def query_with(context, **changes) -> str:
+    """The current query string with some parameters set (or removed with None/""); the page
+    number is dropped unless given, since a changed filter or sort starts on page 1."""
+    params = context["request"].GET.copy()
+    if "page" not in changes:
+        params.pop("page", None)
+    for key, value in changes.items():
+        if value in (None, ""):
+            params.pop(key, None)
+        else:
+            params[key] = str(value)
+    encoded = params.urlencode()
+    return f"?{encoded}" if encoded else "?"

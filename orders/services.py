@@ -1,0 +1,260 @@
+"""Writes on orders that back-office staff start by hand: mark paid, block or unblock dunning,
+cancel flagged prepayment orders, clear the cancellation flag, and resolve reminders whose
+outcome is unknown.
+
+Every service is keyword-only, takes `now` and `user`, locks the rows it changes with
+SELECT ... FOR UPDATE, re-checks them under the lock, changes them with one set-based UPDATE and
+writes one OrderEvent per changed order in the same transaction. Large selections are worked in
+chunks, one transaction each, so no lock is held for long. Orders that do not qualify are
+skipped and reported with a reason (`BulkSkip`)."""
+
+from __future__ import annotations
+
+import datetime
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from dunning.models import Reminder
+
+from .models import OPEN, Order, OrderEvent
+
+CHUNK_SIZE = 1000
+
+
+class BulkSkip:
+    NOT_FOUND = "not_found"
+    NOT_OPEN = "not_open"
+    ALREADY_BLOCKED = "already_blocked"
+    NOT_BLOCKED = "not_blocked"
+    NOT_PREPAYMENT = "not_prepayment"
+    NOT_FLAGGED = "not_flagged"
+
+    LABELS = {
+        NOT_FOUND: _("order not found"),
+        NOT_OPEN: _("already paid or cancelled"),
+        ALREADY_BLOCKED: _("dunning already blocked"),
+        NOT_BLOCKED: _("dunning not blocked"),
+        NOT_PREPAYMENT: _("not a prepayment order"),
+        NOT_FLAGGED: _("not flagged for cancellation"),
+    }
+
+
+class Action:
+    """OrderEvent.action values written here (the engine writes reminder_sent and auto_*)."""
+
+    MARKED_PAID = "marked_paid"
+    DUNNING_BLOCKED = "dunning_blocked"
+    DUNNING_UNBLOCKED = "dunning_unblocked"
+    CANCELLED = "cancelled"
+    CANCELLATION_FLAG_CLEARED = "cancellation_flag_cleared"
+    REMINDER_MARKED_SENT = "reminder_marked_sent"
+    REMINDER_MARKED_FAILED = "reminder_marked_failed"
+
+
+@dataclass
+class BulkResult:
+    done: list[int] = field(default_factory=list)  # order ids changed
+    skipped: dict[int, str] = field(default_factory=dict)  # order id -> BulkSkip.*
+
+    @property
+    def skip_counts(self) -> dict[str, int]:
+        return dict(Counter(self.skipped.values()))
+
+
+def _chunks(ids: Iterable[int], size: int | None = None) -> Iterator[list[int]]:
+    size = size or CHUNK_SIZE
+    chunk: list[int] = []
+    for i in ids:
+        chunk.append(int(i))
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _bulk(
+    *,
+    order_ids: Iterable[int],
+    user,
+    now: datetime.datetime,
+    action: str,
+    eligible: Q,
+    reasons: list[tuple[Q, str]],
+    values: dict[str, Any],
+    details: dict[str, Any] | None = None,
+) -> BulkResult:
+    """Lock each chunk, change the orders matching `eligible` with one UPDATE, audit them, and
+    give every other order of the chunk the reason of the first of `reasons` it matches."""
+    result = BulkResult()
+    for chunk in _chunks(order_ids):
+        with transaction.atomic():
+            locked = Order.objects.filter(id__in=chunk).select_for_update(of=("self",)).order_by("id")
+            ok = list(locked.filter(eligible).values_list("id", flat=True))
+            if ok:
+                Order.objects.filter(id__in=ok).update(**values)
+                OrderEvent.objects.bulk_create(
+                    [OrderEvent(order_id=i, action=action, user=user, at=now, details=details or {}) for i in ok]
+                )
+            result.done += ok
+            rest = set(chunk) - set(ok)
+            for q, reason in reasons:
+                if not rest:
+                    break
+                hit = set(Order.objects.filter(q, id__in=rest).values_list("id", flat=True))
+                result.skipped.update(dict.fromkeys(hit, reason))
+                rest -= hit
+            result.skipped.update(dict.fromkeys(rest, BulkSkip.NOT_FOUND))
+    return result
+
+
+_NOT_OPEN = ~OPEN
+
+
+def orders_mark_paid(
+    *, order_ids: Iterable[int], paid_at: datetime.datetime, user, now: datetime.datetime
+) -> BulkResult:
+    """Record the payment of open orders; paid or cancelled ones are skipped."""
+    return _bulk(
+        order_ids=order_ids,
+        user=user,
+        now=now,
+        action=Action.MARKED_PAID,
+        eligible=OPEN,
+        reasons=[(_NOT_OPEN, BulkSkip.NOT_OPEN)],
+        values={"paid_at": paid_at},
+        details={"paid_at": paid_at.isoformat()},
+    )
+
+
+def orders_block_dunning(*, order_ids: Iterable[int], reason: str, user, now: datetime.datetime) -> BulkResult:
+    """Exempt open orders from reminders and cancellation, with a reason."""
+    reason = reason.strip()
+    if not reason:
+        raise ValueError("a reason is required to block dunning")
+    reason = reason[:200]
+    return _bulk(
+        order_ids=order_ids,
+        user=user,
+        now=now,
+        action=Action.DUNNING_BLOCKED,
+        eligible=OPEN & Q(dunning_blocked=False),
+        reasons=[(_NOT_OPEN, BulkSkip.NOT_OPEN), (Q(dunning_blocked=True), BulkSkip.ALREADY_BLOCKED)],
+        values={"dunning_blocked": True, "dunning_block_reason": reason},
+        details={"reason": reason},
+    )
+
+
+def orders_unblock_dunning(*, order_ids: Iterable[int], user, now: datetime.datetime) -> BulkResult:
+    """Let blocked open orders be reminded again."""
+    return _bulk(
+        order_ids=order_ids,
+        user=user,
+        now=now,
+        action=Action.DUNNING_UNBLOCKED,
+        eligible=OPEN & Q(dunning_blocked=True),
+        reasons=[(_NOT_OPEN, BulkSkip.NOT_OPEN), (Q(dunning_blocked=False), BulkSkip.NOT_BLOCKED)],
+        values={"dunning_blocked": False, "dunning_block_reason": ""},
+    )
+
+
+def orders_cancel(*, order_ids: Iterable[int], release_reservation: bool, user, now: datetime.datetime) -> BulkResult:
+    """Cancel open prepayment orders flagged for cancellation (optionally releasing their stock
+    reservation); any other order is skipped with the reason."""
+    values: dict[str, Any] = {"cancelled_at": now}
+    if release_reservation:
+        values["reservation_released_at"] = now
+    return _bulk(
+        order_ids=order_ids,
+        user=user,
+        now=now,
+        action=Action.CANCELLED,
+        eligible=OPEN & Q(payment_method__is_prepayment=True, flagged_for_cancellation_at__isnull=False),
+        reasons=[
+            (_NOT_OPEN, BulkSkip.NOT_OPEN),
+            (Q(payment_method__is_prepayment=False), BulkSkip.NOT_PREPAYMENT),
+            (Q(flagged_for_cancellation_at__isnull=True), BulkSkip.NOT_FLAGGED),
+        ],
+        values=values,
+        details={"release_reservation": release_reservation},
+    )
+
+
+def orders_clear_cancellation_flag(*, order_ids: Iterable[int], user, now: datetime.datetime) -> BulkResult:
+    """Take the cancellation flag off open orders (the automatic job may flag them again later
+    unless dunning is blocked)."""
+    return _bulk(
+        order_ids=order_ids,
+        user=user,
+        now=now,
+        action=Action.CANCELLATION_FLAG_CLEARED,
+        eligible=OPEN & Q(flagged_for_cancellation_at__isnull=False),
+        reasons=[(_NOT_OPEN, BulkSkip.NOT_OPEN), (Q(flagged_for_cancellation_at__isnull=True), BulkSkip.NOT_FLAGGED)],
+        values={"flagged_for_cancellation_at": None},
+    )
+
+
+# --- reminders whose outcome is unknown --------------------------------------------------------
+
+
+class ReminderNotPending(Exception):
+    """The reminder is no longer in flight: someone or something resolved it meanwhile."""
+
+
+def _lock_pending(reminder_id: int) -> tuple[Reminder, Order]:
+    """Lock the order, then its reminder (the order the send service locks them in)."""
+    order_id = Reminder.objects.values_list("order_id", flat=True).get(pk=reminder_id)
+    order = Order.objects.select_for_update().get(pk=order_id)
+    reminder = Reminder.objects.select_for_update().get(pk=reminder_id)
+    if reminder.status != Reminder.Status.PENDING:
+        raise ReminderNotPending(reminder.status)
+    return reminder, order
+
+
+def reminder_mark_sent(*, reminder_id: int, user, now: datetime.datetime) -> Reminder:
+    """Staff checked (e.g. in the provider's log) that an in-flight reminder went out: count it.
+    The order moves up to the reminder's level, dated when the reminder was written."""
+    with transaction.atomic():
+        reminder, order = _lock_pending(reminder_id)
+        reminder.status = Reminder.Status.SENT
+        reminder.sent_at = reminder.created_at
+        reminder.status_changed_at = now
+        reminder.save(update_fields=["status", "sent_at", "status_changed_at"])
+        if order.reminders_sent < reminder.level:
+            Order.objects.filter(pk=order.pk).update(
+                reminders_sent=reminder.level, last_reminder_at=reminder.created_at
+            )
+        OrderEvent.objects.create(
+            order=order,
+            action=Action.REMINDER_MARKED_SENT,
+            user=user,
+            at=now,
+            details={"level": reminder.level, "reminder": reminder.pk},
+        )
+    return reminder
+
+
+def reminder_mark_failed(*, reminder_id: int, user, now: datetime.datetime) -> Reminder:
+    """Staff decided an in-flight reminder did not go out: mark it failed, which frees the level
+    so the next run (or a manual Notify) sends it again."""
+    with transaction.atomic():
+        reminder, order = _lock_pending(reminder_id)
+        note = "Marked as failed by staff (outcome was unknown)."
+        reminder.status = Reminder.Status.FAILED
+        reminder.error = f"{reminder.error}\n{note}".strip() if reminder.error else note
+        reminder.status_changed_at = now
+        reminder.save(update_fields=["status", "error", "status_changed_at"])
+        OrderEvent.objects.create(
+            order=order,
+            action=Action.REMINDER_MARKED_FAILED,
+            user=user,
+            at=now,
+            details={"level": reminder.level, "reminder": reminder.pk},
+        )
+    return reminder

@@ -1,0 +1,59 @@
+/* Mahnwesen back office: small progressive enhancements (no inline scripts: CSP script-src 'self').
+   Everything works without JavaScript; this only adds "select all", the selection counter and
+   submitting the filter form when a select changes. */
+(function () {
+  "use strict";
+
+  function ready(fn) {
+    if (document.readyState !== "loading") { fn(); } else { document.addEventListener("DOMContentLoaded", fn); }
+  }
+
+  ready(function () {
+    var form = document.getElementById("changelist-form");
+    if (form) {
+      var all = document.getElementById("select-all");
+      var boxes = Array.prototype.slice.call(form.querySelectorAll("input.action-select"));
+      var counter = form.querySelector(".selected-count");
+      var across = document.getElementById("select-across");
+
+      var update = function () {
+        var n = 0;
+        boxes.forEach(function (box) {
+          var row = box.closest("tr");
+          if (row) { row.classList.toggle("selected", box.checked); }
+          if (box.checked) { n += 1; }
+        });
+        if (all) {
+          all.checked = boxes.length > 0 && n === boxes.length;
+          all.indeterminate = n > 0 && n < boxes.length;
+        }
+        if (counter && counter.dataset.template) {
+          counter.textContent = counter.dataset.template
+            .replace("__n__", String(n)).replace("__total__", counter.dataset.total);
+        }
+      };
+      if (all) {
+        all.addEventListener("change", function () {
+          boxes.forEach(function (box) { box.checked = all.checked; });
+          if (!all.checked && across && across.type === "checkbox") { across.checked = false; }
+          update();
+        });
+      }
+      boxes.forEach(function (box) { box.addEventListener("change", update); });
+      if (across && across.type === "checkbox") {
+        across.addEventListener("change", function () {
+          if (across.checked) { boxes.forEach(function (box) { box.checked = true; }); }
+          update();
+        });
+      }
+      update();
+    }
+
+    var filters = document.getElementById("filter-form");
+    if (filters) {
+      Array.prototype.forEach.call(filters.querySelectorAll("select"), function (select) {
+        select.addEventListener("change", function () { filters.submit(); });
+      });
+    }
+  });
+})();
