@@ -298,9 +298,11 @@ def _claim(chunk: list[int], *, level: int, trigger: str, now: datetime.datetime
         Reminder.objects.bulk_create(rows, ignore_conflicts=True)
         claimed_ids = dict(Reminder.objects.filter(claim=claim, status=Reminder.Status.PENDING)
                            .values_list("order_id", "id"))
-    for order_id in set(chunk) - set(orders):
-        outcome.skipped.setdefault(order_id, _diagnose_skip(order_id, level=level, now=now, configs=configs,
-                                                            automatic=automatic))
+    unclaimed = set(chunk) - set(orders)
+    if unclaimed:
+        reasons = _diagnose_skips(unclaimed, level=level, now=now, configs=configs, automatic=automatic)
+        for order_id in unclaimed:
+            outcome.skipped.setdefault(order_id, reasons[order_id])
     for order_id in set(rendered_by_order) - set(claimed_ids):
         outcome.skipped[order_id] = Skip.IN_FLIGHT
     claimed = []
@@ -310,17 +312,26 @@ def _claim(chunk: list[int], *, level: int, trigger: str, now: datetime.datetime
     return claimed
 
 
-def _diagnose_skip(order_id: int, *, level: int, now: datetime.datetime, configs: list[DunningConfig],
-                   automatic: bool) -> str:
-    """Why an order of the chunk was not claimed (only called for the few that were not)."""
-    base = Order.objects.filter(id=order_id)
-    if not selectors.orders_at_level(level, now=now, configs=configs, queryset=base).exists():
-        return Skip.NOT_AT_LEVEL
-    if base.filter(selectors.live_reminder_exists(level)).exists():
-        return Skip.IN_FLIGHT
-    if automatic and base.filter(selectors.attempts_exhausted(level)).exists():
-        return Skip.ATTEMPTS_EXHAUSTED
-    return Skip.BUSY
+def _diagnose_skips(order_ids: set[int], *, level: int, now: datetime.datetime, configs: list[DunningConfig],
+                    automatic: bool) -> dict[int, str]:
+    """Why orders of a chunk were not claimed: three queries for the whole chunk, not per order."""
+    base = Order.objects.filter(id__in=order_ids)
+    at_level = set(selectors.orders_at_level(level, now=now, configs=configs, queryset=base)
+                   .values_list("id", flat=True))
+    live = set(base.filter(selectors.live_reminder_exists(level)).values_list("id", flat=True))
+    exhausted = (set(base.filter(selectors.attempts_exhausted(level)).values_list("id", flat=True))
+                 if automatic else set())
+    reasons = {}
+    for order_id in order_ids:
+        if order_id not in at_level:
+            reasons[order_id] = Skip.NOT_AT_LEVEL
+        elif order_id in live:
+            reasons[order_id] = Skip.IN_FLIGHT
+        elif order_id in exhausted:
+            reasons[order_id] = Skip.ATTEMPTS_EXHAUSTED
+        else:
+            reasons[order_id] = Skip.BUSY  # locked by another run right now
+    return reasons
 
 
 def _send_one(item: _Claimed, connection) -> tuple[str, str, str]:
@@ -643,6 +654,6 @@ def orders_notify(*, order_ids: Iterable[int], level: int, user, now: datetime.d
             outcome = exc.outcome
             run.error = f"E-mail provider unavailable, sending stopped: {exc}"
         run.sent, run.failed, run.skipped = len(outcome.sent), len(outcome.failed), len(outcome.skipped)
-        run.details = {"level": level, "skipped": outcome.skip_counts, "unknown": len(outcome.unknown),
-                       "failed_errors": sorted(set(outcome.failed.values()))[:20]}
+        run.details = {**(run.details or {}), "level": level, "skipped": outcome.skip_counts,
+                       "unknown": len(outcome.unknown), "failed_errors": sorted(set(outcome.failed.values()))[:20]}
     return run, outcome

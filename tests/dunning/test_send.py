@@ -291,3 +291,11 @@ def test_a_run_that_fails_as_a_whole_is_recorded_as_finished(config, assignments
         services.dunning_run_execute(now=NOW)
     run = DunningRun.objects.get()
     assert run.finished_at is not None and "Run aborted: RuntimeError: database went away" in run.error
+
+
+def test_skip_reasons_cost_a_constant_number_of_queries(config, assignments, django_assert_max_num_queries):
+    """A stale selection of many orders no longer due is diagnosed per chunk, not per order."""
+    orders = [OrderFactory(ordered_at=berlin(2026, 10, 1), paid_at=NOW) for _ in range(40)]
+    with django_assert_max_num_queries(12):
+        outcome = send(orders)
+    assert set(outcome.skipped.values()) == {services.Skip.NOT_AT_LEVEL} and len(outcome.skipped) == 40
