@@ -10,6 +10,7 @@ var/bench.sqlite3), so it never touches real data. Writes docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import itertools
 import json
@@ -141,7 +142,7 @@ def generate(n_orders: int, now: datetime.datetime, seed: int = 7) -> dict:
         with connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {Order._meta.db_table}")
     else:
-        sql = (f"INSERT INTO {Order._meta.db_table} ({', '.join(columns)}) "
+        sql = (f"INSERT INTO {Order._meta.db_table} ({', '.join(columns)}) "  # noqa: S608 - our own names
                f"VALUES ({', '.join(['%s'] * len(columns))})")
         from django.db import transaction
 
@@ -404,15 +405,12 @@ def write_report(args, connection, gen, pages, plans, jobs, naive_rate, same_rat
     import django
 
     cpu = "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    with contextlib.suppress(OSError, StopIteration):
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
     mem = "unknown"
-    try:
-        mem = f"{int(open('/proc/meminfo').readline().split()[1]) / 1024 / 1024:.0f} GiB"
-    except (OSError, ValueError, IndexError):
-        pass
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        mem = f"{int(Path('/proc/meminfo').read_text().split()[1]) / 1024 / 1024:.0f} GiB"
     db = connection.vendor
     if db == "postgresql":
         with connection.cursor() as cursor:
