@@ -146,7 +146,7 @@ def test_selector_matches_reference(cfgs, now, data):
 _seen: list = []
 
 
-def test_property_examples_reach_every_level():
+def test_property_examples_reach_every_level(db):  # db: runs in the same group, right after
     """Guards the generator: the examples above must have put orders in every level."""
     if not _seen:
         pytest.skip("runs after test_selector_matches_reference")
