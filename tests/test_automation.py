@@ -1,15 +1,14 @@
 """The scheduled tick (switch, interval, lease) and the support-only admin of the switch."""
 
 import datetime
-import threading
 
 import pytest
-from django.db import connection
 from django.urls import reverse
 
 from dunning import automation, services, tasks
 from dunning.automation import automation_status, automation_tick, automation_update
 from dunning.models import AutomationChange, DunningAutomation, DunningRun, Reminder
+from tests.concurrency import run_in_threads
 from tests.factories import OrderFactory, berlin
 
 MIN = datetime.timedelta(minutes=1)
@@ -311,37 +310,13 @@ def test_only_the_last_20_runs_are_listed(en_client, support_user, now):
 
 # --- concurrency (PostgreSQL) ----------------------------------------------------------------------
 
-def _in_threads(*targets):
-    """Run each target in its own thread with its own connection; start them together."""
-    barrier = threading.Barrier(len(targets))
-    results: list = [None] * len(targets)
-    errors: list = []
-
-    def wrap(i, target):
-        try:
-            barrier.wait()
-            results[i] = target()
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=wrap, args=(i, t)) for i, t in enumerate(targets)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert not errors, errors
-    return results
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_ticks_give_one_run(require_postgres, config, assignments, now, mailoutbox):
     for day in range(1, 6):
         OrderFactory(ordered_at=berlin(2026, 11, day, 12))
     switch(enabled=True, interval=60)
-    results = _in_threads(*[lambda: automation_tick(now=now)] * 4)
+    results = run_in_threads(*[lambda: automation_tick(now=now)] * 4)
     runs = [r for r in results if r is not None]
     assert len(runs) == 1
     assert DunningRun.objects.count() == 1
@@ -356,7 +331,7 @@ def test_run_dunning_alongside_a_scheduled_run_sends_each_reminder_once(require_
     settings.DUNNING_BATCH_SIZE = 7  # several chunks, so the two runs interleave
     orders = [OrderFactory(ordered_at=berlin(2026, 11, 1, 12) + datetime.timedelta(minutes=i)) for i in range(60)]
     switch(enabled=True, interval=60)
-    results = _in_threads(
+    results = run_in_threads(
         lambda: automation_tick(now=now),
         lambda: services.dunning_run_execute(now=now, trigger=DunningRun.Trigger.COMMAND),
     )

@@ -4,18 +4,17 @@ tests and Postmark's webhook docs): delivered, bounced, complained; duplicates, 
 import base64
 import copy
 import json
-import threading
 import uuid
 
 import pytest
 import requests
-from django.db import connection
 from django.test import Client
 
 from dunning import services
 from dunning.models import Reminder, TrackingEvent
 from dunning.tracking import reminder_track_event
 from orders.models import OrderEvent
+from tests.concurrency import run_in_threads
 from tests.factories import OrderFactory, ReminderFactory, berlin
 
 WEBHOOK = "/webhooks/anymail/postmark/tracking/"
@@ -347,29 +346,6 @@ def test_a_sent_reminder_is_found_by_the_provider_message_id(config, assignments
 
 # --- concurrency (PostgreSQL) -----------------------------------------------------------------------
 
-def _in_threads(target, n: int = 2) -> list:
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-    errors: list = []
-
-    def run(i):
-        try:
-            barrier.wait()
-            results[i] = target()
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert not errors, errors
-    return results
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("known", [True, False], ids=["known-message", "unknown-message"])
@@ -378,7 +354,7 @@ def test_the_same_event_twice_at_the_same_time_is_recorded_once(require_postgres
     kwargs = dict(message_id=reminder.message_id if known else str(uuid.uuid4()), event_type="bounced",
                   event_id="4323372036", timestamp=None, description="Hard bounce", provider="Postmark",
                   metadata=metadata(reminder) if known else {})
-    results = _in_threads(lambda: reminder_track_event(**copy.deepcopy(kwargs)), n=4)
+    results = run_in_threads(*[lambda: reminder_track_event(**copy.deepcopy(kwargs))] * 4)
     assert sum(r is not None for r in results) == 1
     assert TrackingEvent.objects.count() == 1
     assert OrderEvent.objects.filter(action="reminder_bounced").count() == (1 if known else 0)

@@ -1,7 +1,6 @@
 """Exactly once under concurrency, on PostgreSQL: several job runs and manual Notifies over the
 same due orders, at the same time, send one e-mail per order and level."""
 
-import threading
 from collections import Counter
 
 import pytest
@@ -11,6 +10,7 @@ from django.db import connection
 from dunning import services
 from dunning.models import Reminder
 from orders.models import Order
+from tests.concurrency import run_in_threads
 from tests.factories import DunningConfigFactory, OrderFactory, ReminderAssignmentFactory, berlin
 from tests.fake_esp import ScriptedBackend
 
@@ -36,32 +36,9 @@ def setup(require_postgres, settings):
     ScriptedBackend.reset()
 
 
-def run_concurrently(targets):
-    barrier = threading.Barrier(len(targets))
-    errors = []
-
-    def wrap(fn):
-        def inner():
-            try:
-                barrier.wait()
-                fn()
-            except Exception as exc:  # surfaced below
-                errors.append(exc)
-            finally:
-                connection.close()
-        return inner
-
-    threads = [threading.Thread(target=wrap(fn)) for fn in targets]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not errors, errors
-
-
 def test_concurrent_job_runs_send_each_reminder_once(setup):
     runs = []
-    run_concurrently([lambda: runs.append(services.dunning_run_execute(now=NOW)) for _ in range(RUNS)])
+    run_in_threads(*[lambda: runs.append(services.dunning_run_execute(now=NOW)) for _ in range(RUNS)])
     per_recipient = Counter(m.to[0] for m in mail.outbox)
     assert len(per_recipient) == ORDERS
     assert set(per_recipient.values()) == {1}
@@ -77,7 +54,7 @@ def test_concurrent_runs_and_manual_notify_across_levels(setup):
         targets = [lambda now=now: services.dunning_run_execute(now=now) for _ in range(RUNS - 1)]
         targets.append(lambda level=level, now=now: services.orders_notify(order_ids=ids, level=level, user=None,
                                                                              now=now))
-        run_concurrently(targets)
+        run_in_threads(*targets)
     per_pair = Counter((m.to[0], m.tags[-1]) for m in mail.outbox)
     assert len(per_pair) == ORDERS * 3
     assert set(per_pair.values()) == {1}
