@@ -14,7 +14,8 @@ from django.test import Client
 from tests.factories import OrderFactory, berlin
 
 PRODUCTION = {
-    "DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "kT3v9-Qx7LmZ2pW8rY4sN6bH1cJ5dF0gA_eU-oI8uY7tR6eW5qA4sD3fG2", "DJANGO_ALLOWED_HOSTS": "mahnwesen.example",
+    "DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "kT3v9-Qx7LmZ2pW8rY4sN6bH1cJ5dF0gA_eU-oI8uY7tR6eW5qA4sD3fG2",
+    "DJANGO_ALLOWED_HOSTS": "mahnwesen.example",
     "DJANGO_SECURE_SSL_REDIRECT": "true", "DJANGO_HSTS_PRELOAD": "true", "DATABASE_URL": "sqlite:////tmp/x.db",
 }
 
