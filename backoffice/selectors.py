@@ -4,13 +4,14 @@ the level counts and what a Notify would do. Levels always come from dunning.sel
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.core.paginator import Paginator
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db import connections
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Value
 from django.utils.functional import cached_property
 
 from dunning import selectors as dunning_selectors
@@ -65,27 +66,81 @@ def bounced_exists() -> Exists:
 
 class CappedPaginator(Paginator):
     """Counts at most COUNT_CAP rows (SELECT COUNT(*) FROM (... LIMIT cap+1)) instead of a full
-    COUNT(*) over a million orders; `is_capped` tells the page to say "more than"."""
+    COUNT(*) over a million orders; `is_capped` tells the page to say "more than".
+
+    `known_count`: the exact count when the caller has it already (a level-filtered list is
+    exactly its level tab, counted by `level_counts`), so no count query runs.
+
+    A page is read in two steps: the page's ids (the filters and the sort only, LIMIT/OFFSET), then
+    `rows(ids)`: the rows with what the page shows of them (level, badges, account, method),
+    computed for those ids only. In one query PostgreSQL evaluated those annotations for every
+    matching order before the top-N sort (tens of thousands at one level). The page keeps the
+    order of the ids."""
 
     cap = COUNT_CAP
+    is_capped = False
+
+    def __init__(
+        self,
+        object_list,
+        per_page,
+        *args,
+        known_count: int | None = None,
+        rows: Callable[[list[int]], Iterable[Any]] | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(object_list, per_page, *args, **kwargs)
+        self.known_count = known_count
+        self.rows = rows
 
     @cached_property
     def count(self) -> int:
-        n = self.object_list.order_by().values("pk")[: self.cap + 1].count()
+        if self.known_count is not None:
+            n = self.known_count
+        else:
+            n = self.object_list.order_by().values("pk")[: self.cap + 1].count()
         self.is_capped = n > self.cap
         return min(n, self.cap)
 
-    is_capped = False
+    def page(self, number):
+        if self.rows is None:
+            return super().page(number)
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        top = bottom + self.per_page
+        if top + self.orphans >= self.count:
+            top = self.count
+        ids = list(self.object_list.values_list("pk", flat=True)[bottom:top]) if top > bottom else []
+        by_id = {row.pk: row for row in self.rows(ids)} if ids else {}
+        return self._get_page([by_id[pk] for pk in ids if pk in by_id], number, self)
+
+
+def count_each(*querysets: QuerySet) -> list[int]:
+    """COUNT(*) of each queryset, in one query: `SELECT (SELECT COUNT(*) FROM (...)), ...`. Each
+    subquery selects a constant, so it can be an index-only scan."""
+    db = querysets[0].db
+    columns, params = [], []
+    for qs in querysets:
+        sql, qs_params = qs.order_by().values(one=Value(1)).query.get_compiler(db).as_sql()
+        columns.append(f"(SELECT COUNT(*) FROM ({sql}) AS counted)")  # noqa: S608 - Django's SQL, params apart
+        params.extend(qs_params)
+    with connections[db].cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(columns), params)
+        return [int(n) for n in cursor.fetchone()]
 
 
 def level_counts(qs: QuerySet[Order], *, now: datetime.datetime, configs: list[DunningConfig]) -> dict[Any, int]:
-    """How many orders of `qs` are at each level, in one query."""
+    """How many orders of `qs` are at each level, in one query of one COUNT subquery per level.
+
+    Each count is an index-only scan of one range of order_open_sent_date_idx (`level_q` states
+    the number of reminders sent outside its OR over configs). One COUNT(...) FILTER per level
+    over all open orders instead read every open order's row and tested it against all four
+    levels (85 ms at a million orders)."""
     active = [c for c in configs if c.is_active]
     if not active:
         return dict.fromkeys(ALL_LEVELS, 0)
-    aggregates = {f"l_{level}": Count("pk", filter=level_q(level, now=now, configs=active)) for level in ALL_LEVELS}
-    row = qs.order_by().aggregate(**aggregates)
-    return {level: row[f"l_{level}"] or 0 for level in ALL_LEVELS}
+    counts = count_each(*(qs.filter(level_q(level, now=now, configs=active)) for level in ALL_LEVELS))
+    return dict(zip(ALL_LEVELS, counts, strict=True))
 
 
 # --- what a Notify would do ---------------------------------------------------------------------
@@ -123,59 +178,71 @@ class NotifyPlan:
 def notify_plan(
     selection: QuerySet[Order], *, level: int, now: datetime.datetime, configs: list[DunningConfig]
 ) -> NotifyPlan:
-    """Counts (each one query, whatever the size of the selection), the template per account and
-    language, and a rendered preview of one reminder that would go out."""
+    """Counts (a fixed number of queries, whatever the size of the selection), the template per
+    account and language, and a rendered preview of one reminder that would go out.
+
+    The orders due are read once, grouped by account and language, with their skip reasons
+    counted per group; the totals, the reasons and the template groups are sums over those few
+    rows (an aggregate and a GROUP BY over the same rows, each with the EXISTS per order, cost
+    twice as much)."""
     selection = selection.order_by()
-    selected = selection.count()
     at_level = dunning_selectors.orders_at_level(level, now=now, configs=configs, queryset=selection)
+    selected, n_at_level = count_each(selection, at_level)
     due = dunning_selectors.orders_due(level, now=now, configs=configs, automatic=False, queryset=selection)
-    assigned = ReminderAssignment.objects.filter(level=level).values("sales_account_id")
-    # the order of the engine's checks: no address, address bounced, no template
-    due = due.annotate(address_bounced=bounced_exists())
-    has_email = ~Q(customer_email="")
-    counts = due.aggregate(
-        due=Count("pk"),
-        no_email=Count("pk", filter=Q(customer_email="")),
-        bounced=Count("pk", filter=has_email & Q(address_bounced=True)),
-        no_template=Count("pk", filter=has_email & Q(address_bounced=False) & ~Q(sales_account_id__in=assigned)),
-    )
-    n_at_level = at_level.count()
-    plan = NotifyPlan(
-        level=level,
-        selected=selected,
-        not_at_level=selected - n_at_level,
-        in_flight=n_at_level - counts["due"],
-        no_email=counts["no_email"],
-        bounced=counts["bounced"],
-        no_template=counts["no_template"],
-        will_send=counts["due"] - counts["no_email"] - counts["bounced"] - counts["no_template"],
-    )
     resolver = TemplateResolver(level)
-    sendable = due.exclude(customer_email="").filter(address_bounced=False)
+    # the order of the engine's checks: no address, address bounced, no template
+    has_email = ~Q(customer_email="")
     rows = (
-        sendable.values("sales_account_id", "sales_account__name", "sales_account__language", "language")
-        .annotate(n=Count("pk"))
+        due.values("sales_account_id", "sales_account__name", "sales_account__language", "language")
+        .annotate(
+            due=Count("pk"),
+            no_email=Count("pk", filter=Q(customer_email="")),
+            bounced=Count("pk", filter=has_email & Q(bounced_exists())),
+        )
         .order_by("sales_account__name", "language")
     )
+    assigned = set(ReminderAssignment.objects.filter(level=level).order_by().values_list("sales_account_id", flat=True))
+    totals = dict.fromkeys(("due", "no_email", "bounced", "no_template"), 0)
     merged: dict[tuple[int, str], TemplateGroup] = {}
     for row in rows:
+        account_id = row["sales_account_id"]
+        sendable = row["due"] - row["no_email"] - row["bounced"]
+        if account_id not in assigned:
+            totals["no_template"] += sendable
+        for name in ("due", "no_email", "bounced"):
+            totals[name] += row[name]
+        if not sendable:
+            continue
         language = row["language"] or row["sales_account__language"]
-        key = (row["sales_account_id"], language)
+        key = (account_id, language)
         if key in merged:
-            merged[key].count += row["n"]
+            merged[key].count += sendable
             continue
         merged[key] = TemplateGroup(
             account_name=row["sales_account__name"],
             language=language,
-            template=resolver.template_for(row["sales_account_id"], language),
-            count=row["n"],
+            template=resolver.template_for(account_id, language),
+            count=sendable,
         )
-    plan.groups = list(merged.values())
+    plan = NotifyPlan(
+        level=level,
+        selected=selected,
+        not_at_level=selected - n_at_level,
+        in_flight=n_at_level - totals["due"],
+        no_email=totals["no_email"],
+        bounced=totals["bounced"],
+        no_template=totals["no_template"],
+        will_send=totals["due"] - totals["no_email"] - totals["bounced"] - totals["no_template"],
+        groups=list(merged.values()),
+    )
     preview_order = (
-        sendable.filter(sales_account_id__in=assigned)
+        due.exclude(customer_email="")
+        .filter(~bounced_exists(), sales_account_id__in=assigned)
         .select_related("sales_account", "payment_method")
         .order_by("id")
         .first()
+        if assigned
+        else None
     )
     if preview_order is not None:
         plan.preview_order = preview_order

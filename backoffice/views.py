@@ -159,15 +159,21 @@ def open_payments(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     today = local_today(now)
     configs = active_configs()
-    filterset = OpenOrderFilter(request.GET, queryset=open_orders(now=now, configs=configs), now=now, configs=configs)
+    base = open_orders(now=now, configs=configs)  # built once: the level annotation is costly to build
+    filterset = OpenOrderFilter(request.GET, queryset=base, now=now, configs=configs)
     level = filterset.level
-    rows = with_badges(filterset.qs, now=now)
-    paginator = CappedPaginator(rows, PAGE_SIZE)
+    counts = level_counts(filterset.qs_without("dunning_level"), now=now, configs=configs)
+    paginator = CappedPaginator(
+        filterset.qs,
+        PAGE_SIZE,
+        # filtered by level, the list is exactly that level's tab: its count is known already
+        known_count=counts[level] if level is not None else None,
+        rows=lambda ids: with_badges(base.filter(pk__in=ids), now=now).order_by(),
+    )
     page = paginator.get_page(request.GET.get("page"))
     orders = list(page.object_list)
     for order in orders:
         order.overdue = order.days_overdue(today)
-    counts = level_counts(filterset.qs_without("dunning_level"), now=now, configs=configs)
     ordering = filterset.form.cleaned_data.get("o") or []
     return render(
         request,

@@ -81,6 +81,13 @@ class Order(models.Model):
             # small (about a tenth of all orders) and match each filter path.
             models.Index(fields=["sales_account", "payment_method", "reminders_sent", "ordered_at"],
                          condition=OPEN, name="order_open_level_idx"),
+            # One level's orders, newest first: every config's part of a level has the same number
+            # of reminders sent, so the rule becomes `reminders_sent = n AND <OR over configs>`. With
+            # the columns the rule reads after the key (key columns: SQLite has no INCLUDE), a level
+            # tab's count and a level page's ids are index-only scans of one range of this index.
+            models.Index(fields=["reminders_sent", "ordered_at", "id", "sales_account", "payment_method",
+                                 "last_reminder_at", "total", "dunning_blocked"],
+                         condition=OPEN, name="order_open_sent_date_idx"),
             models.Index(fields=["ordered_at"], condition=OPEN, name="order_open_date_idx"),
             models.Index(fields=["flagged_for_cancellation_at"], condition=OPEN, name="order_open_flagged_idx"),
         ]
