@@ -70,12 +70,7 @@ class SendOutcome:
     failed: dict[int, str] = field(default_factory=dict)  # order id -> error
     skipped: dict[int, str] = field(default_factory=dict)  # order id -> Skip.*
     unknown: list[int] = field(default_factory=list)  # order ids whose outcome the provider left unclear
-
-    def merge(self, other: SendOutcome) -> None:
-        self.sent += other.sent
-        self.failed.update(other.failed)
-        self.skipped.update(other.skipped)
-        self.unknown += other.unknown
+    accounts: dict[int, int] = field(default_factory=dict)  # order id -> sales account id, for summaries
 
     @property
     def skip_counts(self) -> dict[str, int]:
@@ -268,6 +263,7 @@ def _claim(chunk: list[int], *, level: int, trigger: str, now: datetime.datetime
         ).values_list("order_id", "recipient"))
         for order in due:
             orders[order.id] = order
+            outcome.accounts[order.id] = order.sales_account_id
             if order.id in live:
                 outcome.skipped[order.id] = Skip.IN_FLIGHT
                 continue
@@ -300,7 +296,8 @@ def _claim(chunk: list[int], *, level: int, trigger: str, now: datetime.datetime
                            .values_list("order_id", "id"))
     unclaimed = set(chunk) - set(orders)
     if unclaimed:
-        reasons = _diagnose_skips(unclaimed, level=level, now=now, configs=configs, automatic=automatic)
+        reasons = _diagnose_skips(unclaimed, level=level, now=now, configs=configs, automatic=automatic,
+                                  accounts=outcome.accounts)
         for order_id in unclaimed:
             outcome.skipped.setdefault(order_id, reasons[order_id])
     for order_id in set(rendered_by_order) - set(claimed_ids):
@@ -313,9 +310,11 @@ def _claim(chunk: list[int], *, level: int, trigger: str, now: datetime.datetime
 
 
 def _diagnose_skips(order_ids: set[int], *, level: int, now: datetime.datetime, configs: list[DunningConfig],
-                    automatic: bool) -> dict[int, str]:
-    """Why orders of a chunk were not claimed: three queries for the whole chunk, not per order."""
+                    automatic: bool, accounts: dict[int, int]) -> dict[int, str]:
+    """Why orders of a chunk were not claimed: four queries for the whole chunk, not per order.
+    Fills `accounts` (order id -> sales account id) for them on the way."""
     base = Order.objects.filter(id__in=order_ids)
+    accounts.update(base.values_list("id", "sales_account_id"))
     at_level = set(selectors.orders_at_level(level, now=now, configs=configs, queryset=base)
                    .values_list("id", flat=True))
     live = set(base.filter(selectors.live_reminder_exists(level)).values_list("id", flat=True))
@@ -603,8 +602,7 @@ def _execute(run: DunningRun, *, now: datetime.datetime, dry_run: bool, sales_ac
             outcome = exc.outcome
             provider_down = True
             errors.append(f"level {level}: e-mail provider unavailable, run stopped: {exc}")
-        touched = outcome.sent + list(outcome.failed) + list(outcome.skipped) + outcome.unknown
-        account_of = dict(Order.objects.filter(id__in=touched).values_list("id", "sales_account_id")) if touched else {}
+        account_of = outcome.accounts  # no query over every touched order: memory stays flat
         per_account: dict[int, Counter] = defaultdict(Counter)
         for order_id in outcome.sent:
             per_account[account_of[order_id]]["sent"] += 1
