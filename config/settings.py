@@ -81,6 +81,15 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
     )
 }
+_random_page_cost = env_str("DATABASE_RANDOM_PAGE_COST", "1.1")
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and _random_page_cost:
+    # The planner's default (4) assumes spinning disks; with it, PostgreSQL prefers a bitmap scan over
+    # all open orders (70-110 ms at a million orders) to the index-only scan of one level's range of
+    # order_open_sent_date_idx (7 ms). 1.1 is the usual value for SSDs; empty keeps the server's.
+    try:
+        DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c random_page_cost={float(_random_page_cost)}"
+    except ValueError:
+        raise ImproperlyConfigured(f"DATABASE_RANDOM_PAGE_COST must be a number, not {_random_page_cost!r}") from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (web, worker, beat) share the file: WAL lets readers go on while one
     # writes, the busy timeout makes a writer wait instead of failing, and IMMEDIATE takes the
