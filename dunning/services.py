@@ -31,6 +31,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from config.iterables import chunked
 from orders.models import Order, OrderEvent
 
 from . import selectors
@@ -176,17 +177,6 @@ class _Claimed:
     reminder_id: int
     order_id: int
     message: EmailMultiAlternatives
-
-
-def _chunks(ids: Iterable[int], size: int) -> Iterator[list[int]]:
-    chunk: list[int] = []
-    for i in ids:
-        chunk.append(i)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _build_message(order: Order, rendered: RenderedEmail, *, level: int, reminder_id: int) -> EmailMultiAlternatives:
@@ -431,7 +421,7 @@ def reminders_send(*, order_ids: Iterable[int], level: int, trigger: str, now: d
     connection = None  # opened at the first claimed reminder: a level with nothing due costs no connection
     consecutive_transient = 0
     try:
-        for chunk in _chunks(order_ids, batch_size):
+        for chunk in chunked(order_ids, batch_size):
             claimed = _retrying(lambda chunk=chunk: _claim(
                 chunk, level=level, trigger=trigger, now=now, user=user, run=run, configs=configs,
                 resolver=resolver, outcome=outcome))
@@ -486,7 +476,7 @@ def prepayment_orders_handle(*, now: datetime.datetime, configs: list[DunningCon
         return outcome
     ids = list(candidates.values_list("id", flat=True))
     Action = DunningConfig.CancellationAction
-    for chunk in _chunks(ids, batch_size):
+    for chunk in chunked(ids, batch_size):
         with transaction.atomic():
             locked = list(Order.objects.filter(q, id__in=chunk).select_for_update(skip_locked=True)
                           .values_list("id", "sales_account_id", "payment_method_id"))

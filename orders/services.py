@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from config.iterables import chunked
 from dunning.models import Reminder
 
 from .models import OPEN, Order, OrderEvent
@@ -67,18 +68,6 @@ class BulkResult:
         return dict(Counter(self.skipped.values()))
 
 
-def _chunks(ids: Iterable[int], size: int | None = None) -> Iterator[list[int]]:
-    size = size or CHUNK_SIZE
-    chunk: list[int] = []
-    for i in ids:
-        chunk.append(int(i))
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def _bulk(
     *,
     order_ids: Iterable[int],
@@ -93,7 +82,7 @@ def _bulk(
     """Lock each chunk, change the orders matching `eligible` with one UPDATE, audit them, and
     give every other order of the chunk the reason of the first of `reasons` it matches."""
     result = BulkResult()
-    for chunk in _chunks(order_ids):
+    for chunk in chunked(order_ids, CHUNK_SIZE):
         with transaction.atomic():
             locked = Order.objects.filter(id__in=chunk).select_for_update(of=("self",)).order_by("id")
             ok = list(locked.filter(eligible).values_list("id", flat=True))

@@ -496,6 +496,7 @@ def write_report(args, connection, gen, pages, plans, jobs, naive_rate, same_rat
                   f"template compiled per reminder) on {args.naive_reminders:,} due orders: "
                   f"**{naive_rate:,.0f} reminders/s**; the job on the same orders: **{same_rate:,.0f}/s**, "
                   f"**{same_rate / naive_rate:.1f}x**.", "",
+              "Before and after of each fix, with the profile that found it: `docs/performance-notes.md`.", "",
               "## Query plans of the level filters", ""]
     for p in plans:
         lines += [f"Level {p['level']}: indexes used: {', '.join(p['indexes']) or 'none'}", "", "```",
