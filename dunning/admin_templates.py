@@ -1,6 +1,8 @@
 """Admin of e-mail templates (placeholder list, live preview) and of reminders (the outbox)."""
 
+from django import forms
 from django.contrib import admin
+from django.db import models
 from django.http import HttpRequest
 
 from .models import EmailTemplate, Reminder
@@ -13,6 +15,7 @@ class EmailTemplateAdmin(admin.ModelAdmin):
     list_filter = ["language"]
     search_fields = ["name", "subject", "body"]
     change_form_template = "admin/dunning/emailtemplate/change_form.html"
+    formfield_overrides = {models.CharField: {"widget": forms.TextInput(attrs={"size": 90})}}
 
     def render_change_form(self, request: HttpRequest, context, add=False, change=False, form_url="", obj=None):
         context["placeholders"] = PLACEHOLDERS
