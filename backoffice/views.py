@@ -240,6 +240,20 @@ def _selection(data: QueryDict, *, now: datetime.datetime, configs) -> Selection
     return Selection(ids=ids, select_across=data.get("select_across") == "1", filterset=filterset)
 
 
+def _read_selection(request: HttpRequest, data: QueryDict, *, now: datetime.datetime, configs,
+                    empty_url: str) -> tuple[Selection | None, HttpResponse | None]:
+    """The selection of a bulk form, or the response refusing it: 400 for a malformed one, back to
+    `empty_url` with a message when nothing is selected."""
+    try:
+        selection = _selection(data, now=now, configs=configs)
+    except BadSelection as exc:
+        return None, _bad_request(request, str(exc))
+    if selection.empty:
+        messages.error(request, _("Select at least one order, or all orders matching the filter."))
+        return None, redirect(empty_url)
+    return selection, None
+
+
 def _skip_summary(counts: dict[str, int], labels: dict[str, Any]) -> str:
     return "; ".join(f"{labels.get(reason, reason)} ({n})" for reason, n in sorted(counts.items()))
 
@@ -256,13 +270,9 @@ def notify(request: HttpRequest) -> HttpResponse:
         return _bad_request(request, _("Notify needs the dunning level filter set to level 1, 2 or 3."))
     now = timezone.now()
     configs = active_configs()
-    try:
-        selection = _selection(data, now=now, configs=configs)
-    except BadSelection as exc:
-        return _bad_request(request, str(exc))
-    if selection.empty:
-        messages.error(request, _("Select at least one order, or all orders matching the filter."))
-        return redirect(_list_url(data))
+    selection, refusal = _read_selection(request, data, now=now, configs=configs, empty_url=_list_url(data))
+    if refusal is not None:
+        return refusal
     if request.method == "GET":
         plan = notify_plan(selection.queryset(), level=level, now=now, configs=configs)
         return render(
@@ -461,13 +471,10 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
         return _bad_request(request, _("Choose an action."))
     now = timezone.now()
     configs = active_configs()
-    try:
-        selection = _selection(data, now=now, configs=configs)
-    except BadSelection as exc:
-        return _bad_request(request, str(exc))
-    if selection.empty:
-        messages.error(request, _("Select at least one order, or all orders matching the filter."))
-        return redirect(_next_url(request, data))
+    selection, refusal = _read_selection(request, data, now=now, configs=configs,
+                                         empty_url=_next_url(request, data))
+    if refusal is not None:
+        return refusal
     form = action.form_class(data if request.method == "POST" else None, today=local_today(now))
     if request.method == "POST" and form.is_valid():
         result = action.run(selection.order_ids(), form.cleaned_data, request.user, now)
