@@ -369,6 +369,14 @@ def _mark_sent(pairs: list[tuple[int, str]], now: datetime.datetime) -> None:
                                  batch_size=500)
 
 
+def orders_mark_reminded(order_ids: Iterable[int], *, level: int, at: datetime.datetime) -> int:
+    """Move orders up to `level` once its reminder is known to have gone out. Only orders one level
+    below move, so the paths that may confirm the same reminder (this write-back, a delivery
+    webhook, staff resolving an in-flight reminder) can each call it, in any order."""
+    return Order.objects.filter(id__in=list(order_ids), reminders_sent=level - 1).update(
+        reminders_sent=level, last_reminder_at=at)
+
+
 def _record(results: list[tuple[_Claimed, str, str, str]], *, level: int, trigger: str, now: datetime.datetime,
             user, outcome: SendOutcome) -> None:
     sent = [(item, mid) for item, kind, mid, _err in results if kind == "sent"]
@@ -377,8 +385,7 @@ def _record(results: list[tuple[_Claimed, str, str, str]], *, level: int, trigge
     with transaction.atomic():
         if sent:
             _mark_sent([(item.reminder_id, mid) for item, mid in sent], now)
-            Order.objects.filter(id__in=[item.order_id for item, _ in sent]).update(
-                reminders_sent=level, last_reminder_at=now)
+            orders_mark_reminded([item.order_id for item, _ in sent], level=level, at=now)
             OrderEvent.objects.bulk_create([
                 OrderEvent(order_id=item.order_id, action="reminder_sent", user=user, at=now,
                            details={"level": level, "trigger": trigger, "reminder": item.reminder_id})

@@ -29,9 +29,10 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from orders.models import Order, OrderEvent
+from orders.models import OrderEvent
 
 from .models import Reminder, TrackingEvent
+from .services import orders_mark_reminded
 
 logger = logging.getLogger(__name__)
 
@@ -128,8 +129,7 @@ def reminder_track_event(*, message_id: str | None, event_type: str, event_id: s
                 # not happened yet): the reminder went out, so the order moves up as after a send.
                 reminder.sent_at = reminder.sent_at or timestamp or now
                 fields.append("sent_at")
-                Order.objects.filter(pk=reminder.order_id, reminders_sent=reminder.level - 1).update(
-                    reminders_sent=reminder.level, last_reminder_at=reminder.sent_at)
+                orders_mark_reminded([reminder.order_id], level=reminder.level, at=reminder.sent_at)
             reminder.save(update_fields=fields)
             action = AUDIT_ACTION.get(reminder.status)
             if action:

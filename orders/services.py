@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy as _
 
 from config.iterables import chunked
 from dunning.models import Reminder
+from dunning.services import orders_mark_reminded
 
 from .models import OPEN, Order, OrderEvent
 
@@ -215,10 +216,7 @@ def reminder_mark_sent(*, reminder_id: int, user, now: datetime.datetime) -> Rem
         reminder.sent_at = reminder.created_at
         reminder.status_changed_at = now
         reminder.save(update_fields=["status", "sent_at", "status_changed_at"])
-        if order.reminders_sent < reminder.level:
-            Order.objects.filter(pk=order.pk).update(
-                reminders_sent=reminder.level, last_reminder_at=reminder.created_at
-            )
+        orders_mark_reminded([order.pk], level=reminder.level, at=reminder.created_at)
         OrderEvent.objects.create(
             order=order,
             action=Action.REMINDER_MARKED_SENT,
