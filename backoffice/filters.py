@@ -10,31 +10,19 @@ from collections.abc import Iterable
 import django_filters
 from django import forms
 from django.db.models import Case, DateTimeField, F, Q, QuerySet, When
+from django.http import QueryDict
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django_filters.constants import EMPTY_VALUES
 
 from accounts.models import SalesAccount
-from dunning.models import DunningConfig
-from dunning.selectors import COMPLETED, Level, level_q
+from dunning.models import DunningConfig, DunningLevel
+from dunning.selectors import level_q
 from orders.models import Order, PaymentMethod
 
-LEVEL_FILTER_CHOICES = [
-    ("1", _("Level 1")),
-    ("2", _("Level 2")),
-    ("3", _("Level 3")),
-    (COMPLETED, _("Completed")),
-]
+# (query value, label) of the level filter: `?dunning_level=1`, ..., `?dunning_level=completed`
+LEVEL_FILTER_CHOICES = [(level.param, level.label) for level in DunningLevel]
 YES_NO = [("true", _("Yes")), ("false", _("No"))]
-NOTIFY_LEVELS = ("1", "2", "3")
-
-
-def parse_level(value: str | None) -> Level | None:
-    """'1', '2', '3' -> int, 'completed' -> 'completed', anything else -> None."""
-    if value in NOTIFY_LEVELS:
-        return int(value)  # type: ignore[return-value]
-    if value == COMPLETED:
-        return COMPLETED
-    return None
 
 
 def due_at_expression() -> Case:
@@ -124,8 +112,10 @@ class OpenOrderFilter(django_filters.FilterSet):
 
     # --- filters ---
 
+    FILTER_NAMES = ("dunning_level", "sales_account", "payment_method", "blocked", "flagged", "q")
+
     def filter_dunning_level(self, queryset: QuerySet[Order], name: str, value: str) -> QuerySet[Order]:
-        level = parse_level(value)
+        level = DunningLevel.from_param(value)
         if level is None:
             return queryset
         return queryset.filter(level_q(level, now=self.now, configs=self.configs))
@@ -147,12 +137,12 @@ class OpenOrderFilter(django_filters.FilterSet):
     # --- helpers for the page ---
 
     @property
-    def level(self) -> Level | None:
+    def level(self) -> DunningLevel | None:
         """The valid dunning level filter, or None."""
         if not self.is_bound:
             return None
         self.errors  # noqa: B018 - validates the form
-        return parse_level(self.form.cleaned_data.get("dunning_level"))
+        return DunningLevel.from_param(self.form.cleaned_data.get("dunning_level"))
 
     def qs_without(self, *names: str) -> QuerySet[Order]:
         """The queryset filtered by every valid filter except `names` (and unsorted)."""
@@ -165,3 +155,33 @@ class OpenOrderFilter(django_filters.FilterSet):
                 continue
             qs = self.filters[name].filter(qs, value)
         return qs
+
+    # --- the filters in query strings (links back to the list, forms that carry the selection) ---
+
+    @classmethod
+    def params(cls, data: QueryDict) -> list[tuple[str, str]]:
+        """The non-empty filter parameters of `data` (no sort, no page), in a fixed order."""
+        return [(name, value) for name in cls.FILTER_NAMES for value in data.getlist(name) if value]
+
+    @classmethod
+    def query(cls, data: QueryDict) -> str:
+        """`?<the filter parameters>`, or "" when there are none."""
+        params = QueryDict(mutable=True)
+        for name, value in cls.params(data):
+            params.appendlist(name, value)
+        return f"?{params.urlencode()}" if params else ""
+
+    @classmethod
+    def list_url(cls, data: QueryDict) -> str:
+        """The overview filtered as in `data`."""
+        return reverse("backoffice:open_payments") + cls.query(data)
+
+    @staticmethod
+    def query_without(data: QueryDict, *names: str) -> str:
+        """The whole query string (sort included) without `names` and the page: a changed filter
+        starts on page 1."""
+        params = data.copy()
+        for name in (*names, "page"):
+            params.pop(name, None)
+        encoded = params.urlencode()
+        return f"?{encoded}" if encoded else "?"

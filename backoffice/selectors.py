@@ -1,5 +1,6 @@
 """Reads behind the back-office pages: the overview rows with their badges, the capped count,
-the level counts and what a Notify would do. Levels always come from dunning.selectors."""
+the level counts and what a Notify would do. Levels and the send decision (why an order gets no
+reminder) always come from dunning.selectors: nothing of the rule is repeated here."""
 
 from __future__ import annotations
 
@@ -8,25 +9,27 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Value
+from django.db.models import Count, Exists, OuterRef, QuerySet, Value
 from django.utils.functional import cached_property
 
-from dunning import selectors as dunning_selectors
-from dunning.models import DunningConfig, EmailTemplate, Reminder, ReminderAssignment
-from dunning.selectors import ALL_LEVELS, level_annotation, level_q
+from dunning.models import DunningConfig, DunningLevel, EmailTemplate, Reminder
+from dunning.selectors import (
+    Skip,
+    bounced_exists,
+    delivery_checks,
+    due_checks,
+    level_annotation,
+    level_q,
+    skip_reason,
+    stale_after,
+)
 from dunning.services import TemplateResolver
-from dunning.templating import CompiledTemplate, RenderedEmail, order_context
+from dunning.templating import RenderedEmail, render_reminder
 from orders.models import OPEN, Order
 
 COUNT_CAP = 10_000
-
-
-def stale_after() -> datetime.timedelta:
-    """A reminder pending (in flight) longer than this has an unknown outcome."""
-    return datetime.timedelta(minutes=getattr(settings, "DUNNING_STALE_PENDING_MINUTES", 15))
 
 
 def open_orders(*, now: datetime.datetime, configs: Iterable[DunningConfig]) -> QuerySet[Order]:
@@ -49,18 +52,6 @@ def with_badges(qs: QuerySet[Order], *, now: datetime.datetime) -> QuerySet[Orde
         in_flight=Exists(pending),
         outcome_unknown=Exists(pending.filter(created_at__lt=now - stale_after())),
         address_bounced=bounced_exists(),
-    )
-
-
-def bounced_exists() -> Exists:
-    """An earlier reminder to the order's current address bounced or was marked as spam (the
-    engine skips such orders until the address is corrected)."""
-    return Exists(
-        Reminder.objects.filter(
-            order=OuterRef("pk"),
-            recipient=OuterRef("customer_email"),
-            status__in=[Reminder.Status.BOUNCED, Reminder.Status.COMPLAINED],
-        )
     )
 
 
@@ -129,7 +120,8 @@ def count_each(*querysets: QuerySet) -> list[int]:
         return [int(n) for n in cursor.fetchone()]
 
 
-def level_counts(qs: QuerySet[Order], *, now: datetime.datetime, configs: list[DunningConfig]) -> dict[Any, int]:
+def level_counts(qs: QuerySet[Order], *, now: datetime.datetime,
+                 configs: list[DunningConfig]) -> dict[DunningLevel, int]:
     """How many orders of `qs` are at each level, in one query of one COUNT subquery per level.
 
     Each count is an index-only scan of one range of order_open_sent_date_idx (`level_q` states
@@ -138,9 +130,9 @@ def level_counts(qs: QuerySet[Order], *, now: datetime.datetime, configs: list[D
     levels (85 ms at a million orders)."""
     active = [c for c in configs if c.is_active]
     if not active:
-        return dict.fromkeys(ALL_LEVELS, 0)
-    counts = count_each(*(qs.filter(level_q(level, now=now, configs=active)) for level in ALL_LEVELS))
-    return dict(zip(ALL_LEVELS, counts, strict=True))
+        return dict.fromkeys(DunningLevel, 0)
+    counts = count_each(*(qs.filter(level_q(level, now=now, configs=active)) for level in DunningLevel))
+    return dict(zip(DunningLevel, counts, strict=True))
 
 
 # --- what a Notify would do ---------------------------------------------------------------------
@@ -178,92 +170,73 @@ class NotifyPlan:
 def notify_plan(
     selection: QuerySet[Order], *, level: int, now: datetime.datetime, configs: list[DunningConfig]
 ) -> NotifyPlan:
-    """Counts (a fixed number of queries, whatever the size of the selection), the template per
-    account and language, and a rendered preview of one reminder that would go out.
-
-    The orders due are read once, grouped by account and language, with their skip reasons
-    counted per group; the totals, the reasons and the template groups are sums over those few
-    rows (an aggregate and a GROUP BY over the same rows, each with the EXISTS per order, cost
-    twice as much)."""
-    selection = selection.order_by()
-    at_level = dunning_selectors.orders_at_level(level, now=now, configs=configs, queryset=selection)
-    selected, n_at_level = count_each(selection, at_level)
-    due = dunning_selectors.orders_due(level, now=now, configs=configs, automatic=False, queryset=selection)
+    """What a Notify of `selection` at `level` would do, in two queries whatever the size of the
+    selection: each order's skip reason from the engine's own checks (dunning.selectors
+    `due_checks` + `delivery_checks`, first failing check wins, NULL = it would be sent), counted
+    per (reason, account, language); and a rendered preview of the first order that would be sent."""
     resolver = TemplateResolver(level)
-    # the order of the engine's checks: no address, address bounced, no template
-    has_email = ~Q(customer_email="")
+    checks = due_checks(level, now=now, configs=configs, automatic=False) + delivery_checks(
+        accounts_with_template=resolver.accounts
+    )
+    decided = selection.order_by().annotate(skip_reason=skip_reason(checks))
     rows = (
-        due.values("sales_account_id", "sales_account__name", "sales_account__language", "language")
-        .annotate(
-            due=Count("pk"),
-            no_email=Count("pk", filter=Q(customer_email="")),
-            bounced=Count("pk", filter=has_email & Q(bounced_exists())),
-        )
+        decided.values("skip_reason", "sales_account_id", "sales_account__name", "sales_account__language", "language")
+        .annotate(n=Count("pk"))
         .order_by("sales_account__name", "language")
     )
-    assigned = set(ReminderAssignment.objects.filter(level=level).order_by().values_list("sales_account_id", flat=True))
-    totals = dict.fromkeys(("due", "no_email", "bounced", "no_template"), 0)
+    by_reason: dict[str, int] = dict.fromkeys(Skip.values, 0)
     merged: dict[tuple[int, str], TemplateGroup] = {}
+    selected = will_send = 0
     for row in rows:
-        account_id = row["sales_account_id"]
-        sendable = row["due"] - row["no_email"] - row["bounced"]
-        if account_id not in assigned:
-            totals["no_template"] += sendable
-        for name in ("due", "no_email", "bounced"):
-            totals[name] += row[name]
-        if not sendable:
+        selected += row["n"]
+        if row["skip_reason"]:
+            by_reason[row["skip_reason"]] += row["n"]
+        else:
+            will_send += row["n"]
+        if row["skip_reason"] not in (None, Skip.NO_TEMPLATE):
             continue
+        # a group per account and language that would be sent but for the template: the page
+        # shows which template each group gets, and which groups have none
+        account_id = row["sales_account_id"]
         language = row["language"] or row["sales_account__language"]
         key = (account_id, language)
         if key in merged:
-            merged[key].count += sendable
+            merged[key].count += row["n"]
             continue
         merged[key] = TemplateGroup(
             account_name=row["sales_account__name"],
             language=language,
             template=resolver.template_for(account_id, language),
-            count=sendable,
+            count=row["n"],
         )
     plan = NotifyPlan(
         level=level,
         selected=selected,
-        not_at_level=selected - n_at_level,
-        in_flight=n_at_level - totals["due"],
-        no_email=totals["no_email"],
-        bounced=totals["bounced"],
-        no_template=totals["no_template"],
-        will_send=totals["due"] - totals["no_email"] - totals["bounced"] - totals["no_template"],
+        not_at_level=by_reason[Skip.NOT_AT_LEVEL],
+        in_flight=by_reason[Skip.IN_FLIGHT],
+        no_email=by_reason[Skip.NO_EMAIL],
+        bounced=by_reason[Skip.BOUNCED],
+        no_template=by_reason[Skip.NO_TEMPLATE],
+        will_send=will_send,
         groups=list(merged.values()),
     )
-    preview_order = (
-        due.exclude(customer_email="")
-        .filter(~bounced_exists(), sales_account_id__in=assigned)
-        .select_related("sales_account", "payment_method")
-        .order_by("id")
-        .first()
-        if assigned
-        else None
-    )
-    if preview_order is not None:
-        plan.preview_order = preview_order
-        template = resolver.template_for(preview_order.sales_account_id, preview_order.effective_language)
-        plan.preview_template = template
-        try:
-            plan.preview = CompiledTemplate(template).render(
-                order_context(
-                    preview_order,
-                    level=level,
-                    today=dunning_selectors.local_today(now),
-                    language=preview_order.effective_language,
-                )
-            )
-        except Exception as exc:  # a broken template: show the problem instead of a preview
-            plan.preview_error = f"{type(exc).__name__}: {exc}"
+    if will_send:
+        preview_order = (
+            decided.filter(skip_reason__isnull=True).select_related("sales_account", "payment_method").order_by("id")
+        ).first()
+        if preview_order is not None:
+            plan.preview_order = preview_order
+            template = resolver.template_for(preview_order.sales_account_id, preview_order.effective_language)
+            plan.preview_template = template
+            try:
+                plan.preview = render_reminder(resolver.compiled(template), preview_order, level=level, now=now)
+            except Exception as exc:  # a broken template: show the problem instead of a preview
+                plan.preview_error = f"{type(exc).__name__}: {exc}"
     return plan
 
 
 def level_of(order: Order, *, now: datetime.datetime, configs: list[DunningConfig]) -> int | None:
-    """The current level of one order (1, 2, 3, 4 = completed, None)."""
+    """The current level of one order (a DunningLevel value), or None."""
     return (
         Order.objects.filter(pk=order.pk)
         .annotate(current_level=level_annotation(now=now, configs=configs))

@@ -11,7 +11,7 @@ taken over by the next due tick. The database is the lock, not a cache.
 
 `manage.py run_dunning` and the manual Notify do not take the lease: they may run alongside a
 scheduled job, which is safe because sending is exactly-once by row locks and a unique constraint
-(see dunning/services.py)."""
+(docs/rules/sending.md)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from .models import AutomationChange, DunningAutomation, DunningRun
-from .services import dunning_run_execute
+from .services import dunning_run_close, dunning_run_execute, error_text
 
 logger = logging.getLogger(__name__)
 
@@ -155,9 +155,9 @@ def automation_tick(*, now: datetime.datetime) -> DunningRun | None:
         # dunning_run_execute records its own per-order errors; this is a crash of the run itself
         # (database gone, a bug): close its row so the admin does not show it running forever.
         logger.exception("the scheduled dunning run crashed")
-        DunningRun.objects.filter(trigger=DunningRun.Trigger.SCHEDULED, started_at=now,
-                                  finished_at__isnull=True).update(
-            finished_at=timezone.now(), error=f"The run crashed: {type(exc).__name__}: {exc}"[:10000])
+        for run in DunningRun.objects.filter(trigger=DunningRun.Trigger.SCHEDULED, started_at=now,
+                                             finished_at__isnull=True):
+            dunning_run_close(run, error=f"The run crashed: {error_text(exc)}")
         raise
     finally:
         lease_release(owner=owner)

@@ -10,9 +10,58 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import Language, SalesAccount
 from orders.models import Order, PaymentMethod
 
-LEVELS = (1, 2, 3)
-LEVEL_CHOICES = [(1, _("Level 1")), (2, _("Level 2")), (3, _("Level 3"))]
 MAX_SEND_ATTEMPTS = 3
+
+
+class DunningLevel(models.IntegerChoices):
+    """The one vocabulary of dunning levels. 1-3 are the levels a reminder is sent at; COMPLETED
+    (three reminders sent) is a level an order can be at but no reminder is sent for. In a query
+    string a level is written `1`, `2`, `3` or `completed` (`param`); in the database and in
+    annotations it is the integer (COMPLETED = 4)."""
+
+    FIRST = 1, _("Level 1")
+    SECOND = 2, _("Level 2")
+    THIRD = 3, _("Level 3")
+    COMPLETED = 4, _("Completed")
+
+    @classmethod
+    def sendable(cls) -> tuple["DunningLevel", ...]:
+        return (cls.FIRST, cls.SECOND, cls.THIRD)
+
+    @property
+    def is_sendable(self) -> bool:
+        return self != DunningLevel.COMPLETED
+
+    @property
+    def param(self) -> str:
+        """How the level is written in a query string (`?dunning_level=completed`)."""
+        return "completed" if self == DunningLevel.COMPLETED else str(self.value)
+
+    @property
+    def reminders_sent(self) -> int:
+        """How many reminders an order at this level has had: 0 before level 1, ..., 3 when completed."""
+        return self.value - 1
+
+    @classmethod
+    def from_param(cls, value: object) -> "DunningLevel | None":
+        """A query-string value ('1', '2', '3', 'completed') as a level; anything else None."""
+        return _BY_PARAM.get(value) if isinstance(value, str) else None
+
+    @classmethod
+    def coerce(cls, value: object) -> "DunningLevel":
+        """A level given in code: a member, 1-4, or any query-string spelling. ValueError otherwise."""
+        if isinstance(value, str):
+            level = cls.from_param(value)
+            if level is not None:
+                return level
+        elif isinstance(value, int) and not isinstance(value, bool) and value in cls.values:
+            return cls(value)
+        raise ValueError(f"unknown dunning level {value!r}")
+
+
+_BY_PARAM = {level.param: level for level in DunningLevel}
+LEVELS = tuple(int(level) for level in DunningLevel.sendable())
+LEVEL_CHOICES = [(level.value, level.label) for level in DunningLevel.sendable()]
 
 
 class DunningConfig(models.Model):

@@ -13,39 +13,28 @@ import datetime
 from collections.abc import Iterable
 from functools import reduce
 from operator import or_
-from typing import Literal
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.db import models
+from django.db.models import Case, CharField, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.utils.translation import gettext_lazy as _
 
+from common.dates import end_of_day, local_midnight, local_today
 from orders.models import OPEN, Order
 
-from .models import MAX_SEND_ATTEMPTS, DunningConfig, Reminder, ReminderAssignment
+from .models import MAX_SEND_ATTEMPTS, DunningConfig, DunningLevel, Reminder, ReminderAssignment
 
-Level = Literal[1, 2, 3, "completed"]
-COMPLETED: Level = "completed"
-ALL_LEVELS: tuple[Level, ...] = (1, 2, 3, COMPLETED)
+# Kept for callers that spell levels the old way; DunningLevel is the vocabulary.
+Level = DunningLevel
+COMPLETED = DunningLevel.COMPLETED
+ALL_LEVELS: tuple[DunningLevel, ...] = tuple(DunningLevel)
 NOTHING = Q(pk__in=[])
-REMINDERS_SENT_AT: dict[Level, int] = {1: 0, 2: 1, 3: 2, COMPLETED: 3}
 
 
-def tz() -> ZoneInfo:
-    return ZoneInfo(settings.TIME_ZONE)
-
-
-def local_today(now: datetime.datetime) -> datetime.date:
-    return now.astimezone(tz()).date()
-
-
-def local_midnight(day: datetime.date) -> datetime.datetime:
-    """The first instant of a calendar day in TIME_ZONE, as an aware datetime."""
-    return datetime.datetime.combine(day, datetime.time.min, tzinfo=tz())
-
-
-def _before_day_after(day: datetime.date) -> datetime.datetime:
-    """`x < _before_day_after(d)` is `local date of x <= d`."""
-    return local_midnight(day + datetime.timedelta(days=1))
+def stale_after() -> datetime.timedelta:
+    """A reminder pending (in flight) longer than this has an unknown outcome; only then may staff
+    settle it by hand."""
+    return datetime.timedelta(minutes=getattr(settings, "DUNNING_STALE_PENDING_MINUTES", 15))
 
 
 def active_configs(*, sales_account_id: int | None = None) -> list[DunningConfig]:
@@ -63,37 +52,37 @@ def _config_base_q(config: DunningConfig) -> Q:
     return q
 
 
-def _config_level_q(config: DunningConfig, level: Level, today: datetime.date) -> Q:
+def _config_level_q(config: DunningConfig, level: DunningLevel, today: datetime.date) -> Q:
     base = _config_base_q(config)
-    if level == COMPLETED:
-        return base & Q(reminders_sent=REMINDERS_SENT_AT[COMPLETED])
+    if level == DunningLevel.COMPLETED:
+        return base & Q(reminders_sent=level.reminders_sent)
     # days overdue = today - (local order date + term) >= level days
     # <=> local order date <= today - level days - term
     overdue_days = config.level_days(level) + config.payment_method.payment_term_days
     latest_order_day = today - datetime.timedelta(days=overdue_days)
-    q = base & Q(reminders_sent=REMINDERS_SENT_AT[level], ordered_at__lt=_before_day_after(latest_order_day))
+    q = base & Q(reminders_sent=level.reminders_sent, ordered_at__lt=end_of_day(latest_order_day))
     if level > 1:
         # today - local date of the last reminder >= min days between reminders
         latest_reminder_day = today - datetime.timedelta(days=config.min_days_between_reminders)
-        q &= Q(last_reminder_at__lt=_before_day_after(latest_reminder_day))
+        q &= Q(last_reminder_at__lt=end_of_day(latest_reminder_day))
     return q
 
 
-def level_q(level: Level, *, now: datetime.datetime, configs: Iterable[DunningConfig]) -> Q:
-    """Q for "open order at `level`" (1, 2, 3 or "completed") at `now` under the active `configs`."""
-    if level not in ALL_LEVELS:
-        raise ValueError(f"unknown dunning level {level!r}")
+def level_q(level: DunningLevel | int | str, *, now: datetime.datetime, configs: Iterable[DunningConfig]) -> Q:
+    """Q for "open order at `level`" (1, 2, 3 or completed) at `now` under the active `configs`."""
+    level = DunningLevel.coerce(level)
     today = local_today(now)
     parts = [_config_level_q(c, level, today) for c in configs if c.is_active]
     if not parts:
         return NOTHING
     # Every part already requires this number of reminders sent; saying it once outside the OR
     # lets the database read one range of order_open_sent_date_idx (SQLite does not hoist it).
-    sent = Q(reminders_sent=REMINDERS_SENT_AT[level])
+    sent = Q(reminders_sent=level.reminders_sent)
     return OPEN & Q(dunning_blocked=False) & sent & reduce(or_, parts)
 
 
-def orders_at_level(level: Level, *, now: datetime.datetime, configs: Iterable[DunningConfig] | None = None,
+def orders_at_level(level: DunningLevel | int | str, *, now: datetime.datetime,
+                    configs: Iterable[DunningConfig] | None = None,
                     queryset: QuerySet[Order] | None = None) -> QuerySet[Order]:
     configs = active_configs() if configs is None else configs
     qs = Order.objects.all() if queryset is None else queryset
@@ -101,10 +90,9 @@ def orders_at_level(level: Level, *, now: datetime.datetime, configs: Iterable[D
 
 
 def level_annotation(*, now: datetime.datetime, configs: Iterable[DunningConfig]) -> Case:
-    """An expression giving each order's current level: 1, 2, 3, 4 (= completed) or NULL."""
+    """An expression giving each order's current level (a DunningLevel value) or NULL."""
     configs = list(configs)
-    whens = [When(level_q(level, now=now, configs=configs), then=Value(4 if level == COMPLETED else level))
-             for level in ALL_LEVELS]
+    whens = [When(level_q(level, now=now, configs=configs), then=Value(level.value)) for level in DunningLevel]
     return Case(*whens, default=Value(None), output_field=IntegerField())
 
 
@@ -120,7 +108,7 @@ def attempts_exhausted(level: int) -> Exists:
     return Exists(failed)
 
 
-def orders_due(level: int, *, now: datetime.datetime, configs: Iterable[DunningConfig], automatic: bool,
+def orders_due(level: DunningLevel | int, *, now: datetime.datetime, configs: Iterable[DunningConfig], automatic: bool,
                queryset: QuerySet[Order] | None = None) -> QuerySet[Order]:
     """Orders a reminder of `level` may go to now: at the level, none of that level in flight or
     sent, and, for the automatic job, fewer than MAX_SEND_ATTEMPTS failed attempts."""
@@ -146,7 +134,7 @@ def cancellation_q(*, now: datetime.datetime, configs: Iterable[DunningConfig]) 
         if not (c.is_active and c.payment_method.is_prepayment and c.cancel_after_days is not None):
             continue
         q = Q(sales_account_id=c.sales_account_id, payment_method_id=c.payment_method_id,
-              ordered_at__lt=_before_day_after(today - datetime.timedelta(days=c.cancel_after_days)))
+              ordered_at__lt=end_of_day(today - datetime.timedelta(days=c.cancel_after_days)))
         if c.only_orders_since:
             q &= Q(ordered_at__gte=local_midnight(c.only_orders_since))
         if c.cancellation_action == DunningConfig.CancellationAction.FLAG:
@@ -155,3 +143,64 @@ def cancellation_q(*, now: datetime.datetime, configs: Iterable[DunningConfig]) 
     if not parts:
         return NOTHING
     return OPEN & Q(dunning_blocked=False) & reduce(or_, parts)
+
+
+# --- the send decision: why an order does not get its reminder -----------------------------------
+
+
+class Skip(models.TextChoices):
+    """Why an order of a Notify selection or a run got no reminder. The engine and the Notify
+    confirmation both ask `skip_reason` below, so they give the same reason in the same order."""
+
+    NOT_AT_LEVEL = "not_at_level", _("no longer at this level (paid, cancelled, blocked or reminded meanwhile)")
+    IN_FLIGHT = "in_flight", _("a reminder of this level is already sent or in flight")
+    ATTEMPTS_EXHAUSTED = "attempts_exhausted", _("failed three times; send it by hand")
+    NO_EMAIL = "no_email", _("no e-mail address")
+    BOUNCED = "bounced", _(
+        "an earlier reminder to this address bounced or was marked as spam; correct the address")
+    NO_TEMPLATE = "no_template", _("no template assigned for this level")
+    BUSY = "busy", _("being processed by another run")
+    PROVIDER_DOWN = "provider_down", _("not attempted: the e-mail provider was unavailable")
+
+    @classmethod
+    def label_of(cls, code: str) -> str:
+        """The label of a stored reason code (an unknown code is shown as it is)."""
+        return str(cls(code).label) if code in cls.values else code
+
+
+def bounced_exists() -> Exists:
+    """An earlier reminder to the order's current address bounced or was marked as spam (the
+    engine skips such orders until the address is corrected)."""
+    return Exists(Reminder.objects.filter(order=OuterRef("pk"), recipient=OuterRef("customer_email"),
+                                          status__in=[Reminder.Status.BOUNCED, Reminder.Status.COMPLAINED]))
+
+
+def template_accounts(level: int) -> set[int]:
+    """The sales accounts that have a template assigned for `level`."""
+    return set(ReminderAssignment.objects.filter(level=level).order_by().values_list("sales_account_id", flat=True))
+
+
+def due_checks(level: int, *, now: datetime.datetime, configs: Iterable[DunningConfig],
+               automatic: bool) -> list[tuple[Skip, Q]]:
+    """Whether the reminder is due, in the order checked: an order matching none of these is in
+    `orders_due` (the same three conditions, there as one filter)."""
+    checks = [(Skip.NOT_AT_LEVEL, ~level_q(level, now=now, configs=configs)),
+              (Skip.IN_FLIGHT, Q(live_reminder_exists(level)))]
+    if automatic:
+        checks.append((Skip.ATTEMPTS_EXHAUSTED, Q(attempts_exhausted(level))))
+    return checks
+
+
+def delivery_checks(*, accounts_with_template: set[int]) -> list[tuple[Skip, Q]]:
+    """Whether a due reminder can be delivered, in the order checked."""
+    no_template = ~Q(sales_account_id__in=accounts_with_template) if accounts_with_template else Q(pk__isnull=False)
+    return [(Skip.NO_EMAIL, Q(customer_email="")),
+            (Skip.BOUNCED, Q(bounced_exists())),
+            (Skip.NO_TEMPLATE, no_template)]
+
+
+def skip_reason(checks: list[tuple[Skip, Q]]) -> Case:
+    """An expression giving each order the reason of the first check it fails, or NULL when it
+    passes all of them (its reminder goes out)."""
+    return Case(*(When(q, then=Value(reason.value)) for reason, q in checks), default=Value(None),
+                output_field=CharField())

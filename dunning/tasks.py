@@ -33,3 +33,9 @@ def run_dunning_job(trigger: str = DunningRun.Trigger.COMMAND, user_id: int | No
                                        sales_account_id=sales_account_id, user=_user(user_id))
     return run.pk
 
+
+# The name it had when the back office owned it: messages queued before keep running.
+@shared_task(name=services.NOTIFY_TASK, acks_late=True)
+def notify_orders(*, run_id: int, order_ids: list[int], level: int, user_id: int | None) -> None:
+    """A large manual Notify, run in the worker; its DunningRun was created by `notify_queue`."""
+    services.notify_task_run(run_id=run_id, order_ids=order_ids, level=level, user_id=user_id)

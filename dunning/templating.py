@@ -19,6 +19,8 @@ from django.utils.translation import gettext_lazy as _
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from common.dates import local_date, local_today
+
 BABEL_LOCALES = {"de": "de_DE", "en": "en_GB"}
 
 _env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
@@ -115,8 +117,6 @@ def build_context(
 
 
 def order_context(order, *, level: int, today: datetime.date, language: str) -> dict[str, Any]:
-    from orders.models import local_date
-
     account = order.sales_account
     return build_context(
         number=order.number,
@@ -241,3 +241,10 @@ class CompiledTemplate:
             body=self._body.render(context),
             html_body=self._html.render(context) if self._html else "",
         )
+
+
+def render_reminder(compiled: CompiledTemplate, order, *, level: int, now: datetime.datetime) -> RenderedEmail:
+    """The reminder of `level` for `order` as it goes out at `now`, in the order's language: what the
+    engine sends, the Notify confirmation previews, and the demo and the benchmark write."""
+    language = order.effective_language
+    return compiled.render(order_context(order, level=level, today=local_today(now), language=language))

@@ -29,10 +29,11 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from orders.audit import order_events_log
 from orders.models import OrderEvent
 
 from .models import Reminder, TrackingEvent
-from .services import orders_mark_reminded
+from .services.reminders import WentOut, reminders_mark_sent
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +57,9 @@ RANK: dict[str, int] = {
     Status.COMPLAINED: 3,
 }
 
-AUDIT_ACTION: dict[str, str] = {
-    Status.BOUNCED: "reminder_bounced",
-    Status.COMPLAINED: "reminder_complained",
+AUDIT_ACTION: dict[str, OrderEvent.Action] = {
+    Status.BOUNCED: OrderEvent.Action.REMINDER_BOUNCED,
+    Status.COMPLAINED: OrderEvent.Action.REMINDER_COMPLAINED,
 }
 
 
@@ -121,24 +122,21 @@ def reminder_track_event(*, message_id: str | None, event_type: str, event_id: s
             return row
         if row.outcome == TrackingEvent.Outcome.APPLIED:
             old_status = reminder.status
-            reminder.status = STATUS_FOR_EVENT[event_type]
-            reminder.status_changed_at = now
-            fields = ["status", "status_changed_at"]
             if old_status == Status.PENDING:
                 # The provider had it after all (the send's outcome was unknown, or its write-back has
                 # not happened yet): the reminder went out, so the order moves up as after a send.
-                reminder.sent_at = reminder.sent_at or timestamp or now
-                fields.append("sent_at")
-                orders_mark_reminded([reminder.order_id], level=reminder.level, at=reminder.sent_at)
-            reminder.save(update_fields=fields)
+                reminders_mark_sent([WentOut(reminder.pk, reminder.order_id, reminder.level)],
+                                    sent_at=timestamp or now, now=now)
+            Reminder.objects.filter(pk=reminder.pk).update(status=STATUS_FOR_EVENT[event_type], status_changed_at=now)
+            reminder.refresh_from_db()
             action = AUDIT_ACTION.get(reminder.status)
             if action:
-                OrderEvent.objects.create(order_id=reminder.order_id, action=action, at=now, details={
+                order_events_log([(reminder.order_id, {
                     "reminder": reminder.pk, "level": reminder.level, "recipient": reminder.recipient,
                     "previous_status": old_status, "event_type": event_type, "provider": provider,
                     "event_id": event_id, "occurred_at": timestamp.isoformat() if timestamp else None,
                     "description": (description or "")[:1000],
-                })
+                })], action=action, at=now)
     return row
 
 

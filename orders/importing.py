@@ -24,14 +24,16 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from babel.numbers import list_currencies
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Language, SalesAccount
+from common import dates
+from common.iterables import chunked
 
+from .audit import order_events_log
 from .models import Order, OrderEvent, PaymentMethod
 
 COLUMNS: tuple[str, ...] = (
@@ -295,10 +297,6 @@ def validate_rows(header: list[str], records: Iterable[list[str]], *, accounts: 
     return rows, problems
 
 
-def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
 
 def existing_orders(rows: Sequence[OrderRow]) -> dict[tuple[int, str], StoredOrder]:
     """The stored orders among `rows`, by (account id, number). One query per sales account and chunk
@@ -308,7 +306,7 @@ def existing_orders(rows: Sequence[OrderRow]) -> dict[tuple[int, str], StoredOrd
         numbers_by_account.setdefault(r.sales_account_id, []).append(r.number)
     found: dict[tuple[int, str], StoredOrder] = {}
     for account_id, numbers in numbers_by_account.items():
-        for chunk in _chunks(numbers, LOOKUP_CHUNK):
+        for chunk in chunked(numbers, LOOKUP_CHUNK):
             for number, *values in (Order.objects.filter(sales_account_id=account_id, number__in=chunk).order_by()
                                     .values_list("number", "id", *IMPORTED_FIELDS)):
                 found[(account_id, number)] = StoredOrder(*values)
@@ -330,7 +328,7 @@ def parse_orders_csv(path: Path) -> ParsedFile:
     methods = dict(PaymentMethod.objects.values_list("code", "id"))
     rows, problems = validate_rows(
         header, records, accounts=accounts, methods=methods, currencies=frozenset(list_currencies()),
-        tz=ZoneInfo(settings.TIME_ZONE), account_names={i: n for n, i in account_pairs})
+        tz=dates.tz(), account_names={i: n for n, i in account_pairs})
     if problems:
         raise OrderImportError(problems)
     return ParsedFile(rows=rows, existing=existing_orders(rows))
@@ -382,12 +380,12 @@ def orders_import(parsed: ParsedFile, *, source: str = "", now: datetime.datetim
         return result
     try:
         with transaction.atomic():
-            for chunk in _chunks(new, BATCH_SIZE):
+            for chunk in chunked(new, BATCH_SIZE):
                 # A plain INSERT: an order someone else created since the check raises and rolls back.
                 orders = Order.objects.bulk_create([_order_from_row(r, None) for r in chunk])
-                OrderEvent.objects.bulk_create([
-                    OrderEvent(order_id=order.id, action="imported", at=now, details={"file": source, "row": r.row})
-                    for r, order in zip(chunk, orders, strict=True)])
+                order_events_log([(order.id, {"file": source, "row": r.row})
+                                  for r, order in zip(chunk, orders, strict=True)],
+                                 action=OrderEvent.Action.IMPORTED, at=now)
             # Grouped by the fields a row changes, and only those are written: a value changed meanwhile
             # by someone else (the back office marking an order paid, say) is never overwritten with
             # the stale copy read before the transaction. Few groups in practice ({paid_at}, ...).
@@ -395,16 +393,15 @@ def orders_import(parsed: ParsedFile, *, source: str = "", now: datetime.datetim
             for r, changed in updated:
                 groups.setdefault(tuple(changed), []).append(r)
             for changed, group in groups.items():
-                for chunk in _chunks(group, BATCH_SIZE):
+                for chunk in chunked(group, BATCH_SIZE):
                     # INSERT ... ON CONFLICT (sales_account, number) DO UPDATE SET <changed fields>: one
                     # statement per batch (bulk_update would build a CASE per row); dunning state untouched.
                     Order.objects.bulk_create(
                         [_order_from_row(r, parsed.existing[r.key]) for r in chunk], update_conflicts=True,
                         unique_fields=["sales_account", "number"], update_fields=list(changed))
-                    OrderEvent.objects.bulk_create([
-                        OrderEvent(order_id=parsed.existing[r.key].id, action="import_updated", at=now,
-                                   details={"file": source, "row": r.row, "fields": list(changed)})
-                        for r in chunk])
+                    order_events_log(
+                        [(parsed.existing[r.key].id, {"file": source, "row": r.row, "fields": list(changed)})
+                         for r in chunk], action=OrderEvent.Action.IMPORT_UPDATED, at=now)
     except IntegrityError as exc:
         reason = " ".join(str(exc).split())
         raise OrderImportError([f"the database refused the import, nothing was imported ({reason}); "

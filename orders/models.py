@@ -1,6 +1,5 @@
 import datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
@@ -9,13 +8,9 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Language, SalesAccount
+from common.dates import local_date
 
 OPEN = Q(paid_at__isnull=True, cancelled_at__isnull=True)
-
-
-def local_date(value: datetime.datetime) -> datetime.date:
-    """The calendar date of an aware datetime in TIME_ZONE."""
-    return value.astimezone(ZoneInfo(settings.TIME_ZONE)).date()
 
 
 class PaymentMethod(models.Model):
@@ -112,10 +107,33 @@ class Order(models.Model):
 
 
 class OrderEvent(models.Model):
-    """Audit trail: one row per state change of an order, written in the same transaction."""
+    """Audit trail: one row per state change of an order, written in the same transaction by
+    `orders.audit.order_events_log`. Every action is declared here once, with the sentence the
+    order page shows for it."""
+
+    class Action(models.TextChoices):
+        # written by the CSV import
+        IMPORTED = "imported", _("Imported")
+        IMPORT_UPDATED = "import_updated", _("Updated by an import")
+        # back-office staff
+        MARKED_PAID = "marked_paid", _("Marked as paid")
+        DUNNING_BLOCKED = "dunning_blocked", _("Dunning blocked")
+        DUNNING_UNBLOCKED = "dunning_unblocked", _("Dunning unblocked")
+        CANCELLED = "cancelled", _("Cancelled")
+        CANCELLATION_FLAG_CLEARED = "cancellation_flag_cleared", _("Cancellation flag cleared")
+        REMINDER_MARKED_SENT = "reminder_marked_sent", _("In-flight reminder marked as sent")
+        REMINDER_MARKED_FAILED = "reminder_marked_failed", _("In-flight reminder marked as failed")
+        # the dunning engine and the provider's delivery events
+        REMINDER_SENT = "reminder_sent", _("Reminder sent")
+        REMINDER_BOUNCED = "reminder_bounced", _("Reminder bounced")
+        REMINDER_COMPLAINED = "reminder_complained", _("Reminder marked as spam by the customer")
+        AUTO_FLAG = "auto_flag", _("Flagged for cancellation (automatic)")
+        AUTO_CANCEL = "auto_cancel", _("Cancelled (automatic)")
+        AUTO_CANCEL_AND_RELEASE = "auto_cancel_and_release_reservation", _(
+            "Cancelled and reservation released (automatic)")
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
-    action = models.CharField(_("action"), max_length=40)
+    action = models.CharField(_("action"), max_length=40, choices=Action.choices)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                              verbose_name=_("user"))
     at = models.DateTimeField(_("at"))

@@ -1,6 +1,6 @@
 """Writes on orders that back-office staff start by hand: mark paid, block or unblock dunning,
-cancel flagged prepayment orders, clear the cancellation flag, and resolve reminders whose
-outcome is unknown.
+cancel flagged prepayment orders, clear the cancellation flag. (Resolving a reminder whose outcome
+is unknown is a reminder's transition: dunning.services.reminders.)
 
 Every service is keyword-only, takes `now` and `user`, locks the rows it changes with
 SELECT ... FOR UPDATE, re-checks them under the lock, changes them with one set-based UPDATE and
@@ -16,47 +16,30 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from config.iterables import chunked
-from dunning.models import Reminder
-from dunning.services import orders_mark_reminded
+from common.iterables import chunked
 
+from .audit import order_events_log
 from .models import OPEN, Order, OrderEvent
 
 CHUNK_SIZE = 1000
 
 
-class BulkSkip:
-    NOT_FOUND = "not_found"
-    NOT_OPEN = "not_open"
-    ALREADY_BLOCKED = "already_blocked"
-    NOT_BLOCKED = "not_blocked"
-    NOT_PREPAYMENT = "not_prepayment"
-    NOT_FLAGGED = "not_flagged"
+class BulkSkip(models.TextChoices):
+    """Why a bulk action left an order of the selection alone."""
 
-    LABELS = {
-        NOT_FOUND: _("order not found"),
-        NOT_OPEN: _("already paid or cancelled"),
-        ALREADY_BLOCKED: _("dunning already blocked"),
-        NOT_BLOCKED: _("dunning not blocked"),
-        NOT_PREPAYMENT: _("not a prepayment order"),
-        NOT_FLAGGED: _("not flagged for cancellation"),
-    }
+    NOT_FOUND = "not_found", _("order not found")
+    NOT_OPEN = "not_open", _("already paid or cancelled")
+    ALREADY_BLOCKED = "already_blocked", _("dunning already blocked")
+    NOT_BLOCKED = "not_blocked", _("dunning not blocked")
+    NOT_PREPAYMENT = "not_prepayment", _("not a prepayment order")
+    NOT_FLAGGED = "not_flagged", _("not flagged for cancellation")
 
 
-class Action:
-    """OrderEvent.action values written here (the engine writes reminder_sent and auto_*)."""
-
-    MARKED_PAID = "marked_paid"
-    DUNNING_BLOCKED = "dunning_blocked"
-    DUNNING_UNBLOCKED = "dunning_unblocked"
-    CANCELLED = "cancelled"
-    CANCELLATION_FLAG_CLEARED = "cancellation_flag_cleared"
-    REMINDER_MARKED_SENT = "reminder_marked_sent"
-    REMINDER_MARKED_FAILED = "reminder_marked_failed"
+Action = OrderEvent.Action
 
 
 @dataclass
@@ -74,7 +57,7 @@ def _bulk(
     order_ids: Iterable[int],
     user,
     now: datetime.datetime,
-    action: str,
+    action: OrderEvent.Action,
     eligible: Q,
     reasons: list[tuple[Q, str]],
     values: dict[str, Any],
@@ -89,9 +72,7 @@ def _bulk(
             ok = list(locked.filter(eligible).values_list("id", flat=True))
             if ok:
                 Order.objects.filter(id__in=ok).update(**values)
-                OrderEvent.objects.bulk_create(
-                    [OrderEvent(order_id=i, action=action, user=user, at=now, details=details or {}) for i in ok]
-                )
+                order_events_log(((i, details or {}) for i in ok), action=action, at=now, user=user)
             result.done += ok
             rest = set(chunk) - set(ok)
             for q, reason in reasons:
@@ -188,60 +169,3 @@ def orders_clear_cancellation_flag(*, order_ids: Iterable[int], user, now: datet
         reasons=[(_NOT_OPEN, BulkSkip.NOT_OPEN), (Q(flagged_for_cancellation_at__isnull=True), BulkSkip.NOT_FLAGGED)],
         values={"flagged_for_cancellation_at": None},
     )
-
-
-# --- reminders whose outcome is unknown --------------------------------------------------------
-
-
-class ReminderNotPending(Exception):
-    """The reminder is no longer in flight: someone or something resolved it meanwhile."""
-
-
-def _lock_pending(reminder_id: int) -> tuple[Reminder, Order]:
-    """Lock the order, then its reminder (the order the send service locks them in)."""
-    order_id = Reminder.objects.values_list("order_id", flat=True).get(pk=reminder_id)
-    order = Order.objects.select_for_update().get(pk=order_id)
-    reminder = Reminder.objects.select_for_update().get(pk=reminder_id)
-    if reminder.status != Reminder.Status.PENDING:
-        raise ReminderNotPending(reminder.status)
-    return reminder, order
-
-
-def reminder_mark_sent(*, reminder_id: int, user, now: datetime.datetime) -> Reminder:
-    """Staff checked (e.g. in the provider's log) that an in-flight reminder went out: count it.
-    The order moves up to the reminder's level, dated when the reminder was written."""
-    with transaction.atomic():
-        reminder, order = _lock_pending(reminder_id)
-        reminder.status = Reminder.Status.SENT
-        reminder.sent_at = reminder.created_at
-        reminder.status_changed_at = now
-        reminder.save(update_fields=["status", "sent_at", "status_changed_at"])
-        orders_mark_reminded([order.pk], level=reminder.level, at=reminder.created_at)
-        OrderEvent.objects.create(
-            order=order,
-            action=Action.REMINDER_MARKED_SENT,
-            user=user,
-            at=now,
-            details={"level": reminder.level, "reminder": reminder.pk},
-        )
-    return reminder
-
-
-def reminder_mark_failed(*, reminder_id: int, user, now: datetime.datetime) -> Reminder:
-    """Staff decided an in-flight reminder did not go out: mark it failed, which frees the level
-    so the next run (or a manual Notify) sends it again."""
-    with transaction.atomic():
-        reminder, order = _lock_pending(reminder_id)
-        note = "Marked as failed by staff (outcome was unknown)."
-        reminder.status = Reminder.Status.FAILED
-        reminder.error = f"{reminder.error}\n{note}".strip() if reminder.error else note
-        reminder.status_changed_at = now
-        reminder.save(update_fields=["status", "error", "status_changed_at"])
-        OrderEvent.objects.create(
-            order=order,
-            action=Action.REMINDER_MARKED_FAILED,
-            user=user,
-            at=now,
-            details={"level": reminder.level, "reminder": reminder.pk},
-        )
-    return reminder

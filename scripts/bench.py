@@ -314,9 +314,10 @@ def run_naive(now_iso: str, account_id: int) -> dict:
     from django.core.mail import EmailMultiAlternatives
     from django.db import transaction
 
+    from common.dates import local_date
     from dunning.models import DunningConfig, Reminder, ReminderAssignment
     from dunning.templating import CompiledTemplate, order_context
-    from orders.models import Order, local_date
+    from orders.models import Order
 
     now = datetime.datetime.fromisoformat(now_iso)
     today = local_date(now)

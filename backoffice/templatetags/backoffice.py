@@ -2,9 +2,9 @@ from decimal import Decimal
 
 from django import template
 from django.utils.translation import get_language
-from django.utils.translation import gettext as _
 
-from dunning.services import Skip
+from dunning.models import DunningLevel
+from dunning.selectors import Skip
 from dunning.templating import format_money
 
 register = template.Library()
@@ -24,17 +24,16 @@ def money(value: Decimal | None, currency: str = "EUR") -> str:
 
 @register.filter
 def level_label(value) -> str:
-    """1, 2, 3 -> "Level n"; 4 or "completed" -> "Completed"; empty -> "–"."""
-    if value in (4, "4", "completed"):
-        return _("Completed")
-    if value in (1, 2, 3, "1", "2", "3"):
-        return _("Level %(level)s") % {"level": value}
-    return "–"
+    """A level (a DunningLevel, its value or its query spelling) as its label; none -> "–"."""
+    try:
+        return str(DunningLevel.coerce(value).label)
+    except ValueError:
+        return "–"
 
 
 @register.filter
 def skip_label(code: str) -> str:
-    return str(Skip.LABELS.get(code, code))
+    return Skip.label_of(code)
 
 
 @register.simple_tag(takes_context=True)

@@ -184,7 +184,7 @@ def test_large_selection_runs_as_a_task(bo_client, level1, settings, mailoutbox,
 
 def test_task_is_queued_with_ids(bo_client, level1, settings, django_capture_on_commit_callbacks):
     settings.DUNNING_ASYNC_NOTIFY_THRESHOLD = 1
-    with mock.patch("backoffice.tasks.notify_orders.delay") as delay, django_capture_on_commit_callbacks(execute=True):
+    with mock.patch("dunning.tasks.notify_orders.delay") as delay, django_capture_on_commit_callbacks(execute=True):
         bo_client.post(NOTIFY, {"dunning_level": "1", "select_across": "1"})
     run = DunningRun.objects.get()
     delay.assert_called_once()
@@ -199,7 +199,7 @@ def test_broker_down_shows_an_error_and_sends_nothing(
 ):
     settings.DUNNING_ASYNC_NOTIFY_THRESHOLD = 1
     with (
-        mock.patch("backoffice.tasks.notify_orders.delay", side_effect=OperationalError("Connection refused")),
+        mock.patch("dunning.tasks.notify_orders.delay", side_effect=OperationalError("Connection refused")),
         django_capture_on_commit_callbacks(execute=True),
     ):
         response = bo_client.post(NOTIFY, {"dunning_level": "1", "select_across": "1"})
@@ -213,7 +213,7 @@ def test_broker_down_shows_an_error_and_sends_nothing(
 
 
 def test_task_redelivered_after_finish_does_nothing(level1, backoffice_user, mailoutbox, now):
-    from backoffice.tasks import notify_orders
+    from dunning.tasks import notify_orders
 
     run = DunningRun.objects.create(trigger="manual", started_at=now, finished_at=now)
     notify_orders(run_id=run.pk, order_ids=[o.pk for o in level1], level=1, user_id=backoffice_user.pk)

@@ -5,8 +5,8 @@ import datetime
 
 from django.utils import timezone
 
+from dunning import services
 from dunning.models import Reminder
-from orders import services
 from orders.models import OrderEvent
 from tests.factories import ReminderFactory, UserFactory
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dunning import selectors
-from dunning.models import DunningConfig
+from dunning.models import DunningConfig, DunningLevel
 from orders.models import Order
 from tests.factories import PaymentMethodFactory, SalesAccountFactory
 
@@ -51,7 +51,7 @@ def reference_level(order: dict, config: dict | None, term: int, now: datetime.d
     overdue = (today - (local(order["ordered_at"]) + datetime.timedelta(days=term))).days
     sent = order["reminders_sent"]
     if sent == 3:
-        return "completed"
+        return DunningLevel.COMPLETED
     gap_ok = sent == 0 or (today - local(order["last_reminder_at"])).days >= config["min_days_between_reminders"]
     if sent == 0 and overdue >= config["level_1_days"]:
         return 1

@@ -9,10 +9,12 @@ from decimal import Decimal
 import pytest
 
 from dunning import selectors
+from dunning.models import DunningLevel
 from tests.factories import DunningConfigFactory, OrderFactory, PaymentMethodFactory, SalesAccountFactory, berlin
 
 UTC = datetime.UTC
 NOW = berlin(2026, 11, 26, 10, 0)
+COMPLETED = DunningLevel.COMPLETED
 
 
 def level_of(order, now=NOW):
@@ -44,9 +46,9 @@ CASES = [
     ("L3 gap 0", dict(ordered_at=berlin(2026, 9, 1, 8), reminders_sent=2, last_reminder_at=berlin(2026, 11, 26, 8)),
      None),
     ("completed", dict(ordered_at=berlin(2026, 9, 1, 8), reminders_sent=3, last_reminder_at=berlin(2026, 11, 26, 8)),
-     "completed"),
+     COMPLETED),
     ("completed is not about days", dict(ordered_at=berlin(2026, 11, 25, 8), reminders_sent=3,
-                                         last_reminder_at=berlin(2026, 11, 26, 8)), "completed"),
+                                         last_reminder_at=berlin(2026, 11, 26, 8)), COMPLETED),
     ("paid", dict(ordered_at=berlin(2026, 9, 1, 8), paid_at=berlin(2026, 11, 1, 8)), None),
     ("paid and completed", dict(ordered_at=berlin(2026, 9, 1, 8), reminders_sent=3,
                                 last_reminder_at=berlin(2026, 10, 1), paid_at=berlin(2026, 11, 1, 8)), None),
@@ -142,4 +144,4 @@ def test_level_annotation_agrees_with_filters(db):
 
 def test_unknown_level_is_refused(db):
     with pytest.raises(ValueError, match="unknown dunning level"):
-        selectors.level_q(4, now=NOW, configs=[])
+        selectors.level_q(5, now=NOW, configs=[])

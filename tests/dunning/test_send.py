@@ -7,6 +7,7 @@ from django.core import mail
 
 from dunning import services
 from dunning.models import DunningRun, Reminder
+from dunning.services import runs, sending
 from orders.models import Order, OrderEvent
 from tests.factories import EmailTemplateFactory, OrderFactory, ReminderAssignmentFactory, berlin
 from tests.fake_esp import ScriptedBackend, connection_refused, http_error, read_timeout
@@ -268,13 +269,13 @@ def test_address_that_bounced_gets_no_further_reminder_until_corrected(config, a
 
 def test_a_level_with_nothing_due_opens_no_mail_connection(config, assignments, monkeypatch):
     opened = []
-    real = services.get_connection
+    real = sending.get_connection
 
     def counting(*args, **kwargs):
         opened.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(services, "get_connection", counting)
+    monkeypatch.setattr(sending, "get_connection", counting)
     services.dunning_run_execute(now=NOW)
     assert opened == []
     OrderFactory(ordered_at=berlin(2026, 10, 1))
@@ -286,7 +287,7 @@ def test_a_run_that_fails_as_a_whole_is_recorded_as_finished(config, assignments
     def boom(**kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(services, "prepayment_orders_handle", boom)
+    monkeypatch.setattr(runs, "prepayment_orders_handle", boom)
     with pytest.raises(RuntimeError):
         services.dunning_run_execute(now=NOW)
     run = DunningRun.objects.get()

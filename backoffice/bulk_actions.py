@@ -1,0 +1,121 @@
+"""The bulk actions on orders that the overview and the order page offer: each with its labels, its
+form and the orders service it calls. The views look them up here by key."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.utils.translation import gettext_lazy, ngettext
+
+from common.dates import local_midnight, local_today
+from orders import services as order_services
+from orders.models import Order
+
+from . import forms
+
+
+@dataclass
+class BulkAction:
+    label: Any
+    title: Any
+    explanation: Any
+    form_class: type[forms.ActionForm]
+    run: Callable[..., order_services.BulkResult]
+    done_message: Callable[[int], str]
+    danger: bool = False
+    order_label: Any = None  # the button on the order page, for one order
+
+
+def _paid_at(paid_on: datetime.date, now: datetime.datetime) -> datetime.datetime:
+    return now if paid_on == local_today(now) else local_midnight(paid_on)
+
+
+BULK_ACTIONS: dict[str, BulkAction] = {
+    "mark_paid": BulkAction(
+        label=gettext_lazy("Mark as paid"),
+        title=gettext_lazy("Mark orders as paid"),
+        explanation=gettext_lazy(
+            "The orders are closed as paid and leave the open payments; no reminder goes to them any more."
+        ),
+        form_class=forms.MarkPaidForm,
+        run=lambda ids, data, user, now: order_services.orders_mark_paid(
+            order_ids=ids, paid_at=_paid_at(data["paid_on"], now), user=user, now=now
+        ),
+        done_message=lambda n: (
+            ngettext("%(count)d order marked as paid.", "%(count)d orders marked as paid.", n) % {"count": n}
+        ),
+    ),
+    "block": BulkAction(
+        label=gettext_lazy("Block dunning"),
+        title=gettext_lazy("Block dunning"),
+        explanation=gettext_lazy(
+            "Blocked orders get no reminders and are never cancelled automatically until they are unblocked."
+        ),
+        form_class=forms.BlockForm,
+        run=lambda ids, data, user, now: order_services.orders_block_dunning(
+            order_ids=ids, reason=data["reason"], user=user, now=now
+        ),
+        done_message=lambda n: (
+            ngettext("Dunning blocked for %(count)d order.", "Dunning blocked for %(count)d orders.", n) % {"count": n}
+        ),
+    ),
+    "unblock": BulkAction(
+        label=gettext_lazy("Unblock dunning"),
+        title=gettext_lazy("Unblock dunning"),
+        explanation=gettext_lazy("The orders can be reminded again (manually or by the automatic job)."),
+        form_class=forms.ActionForm,
+        run=lambda ids, data, user, now: order_services.orders_unblock_dunning(order_ids=ids, user=user, now=now),
+        done_message=lambda n: (
+            ngettext("Dunning unblocked for %(count)d order.", "Dunning unblocked for %(count)d orders.", n)
+            % {"count": n}
+        ),
+    ),
+    "cancel": BulkAction(
+        label=gettext_lazy("Cancel orders"),
+        title=gettext_lazy("Cancel flagged prepayment orders"),
+        explanation=gettext_lazy(
+            "Only prepayment orders flagged for cancellation are cancelled; any other "
+            "order of the selection is skipped."
+        ),
+        form_class=forms.CancelForm,
+        run=lambda ids, data, user, now: order_services.orders_cancel(
+            order_ids=ids, release_reservation=data["release_reservation"], user=user, now=now
+        ),
+        done_message=lambda n: ngettext("%(count)d order cancelled.", "%(count)d orders cancelled.", n) % {"count": n},
+        danger=True,
+        order_label=gettext_lazy("Cancel order"),
+    ),
+    "clear_flag": BulkAction(
+        label=gettext_lazy("Clear cancellation flag"),
+        title=gettext_lazy("Clear the cancellation flag"),
+        explanation=gettext_lazy(
+            "The orders are no longer flagged for cancellation. The automatic job may "
+            "flag them again unless dunning is blocked."
+        ),
+        form_class=forms.ActionForm,
+        run=lambda ids, data, user, now: order_services.orders_clear_cancellation_flag(
+            order_ids=ids, user=user, now=now
+        ),
+        done_message=lambda n: (
+            ngettext(
+                "Cancellation flag cleared for %(count)d order.", "Cancellation flag cleared for %(count)d orders.", n
+            )
+            % {"count": n}
+        ),
+    ),
+}
+
+
+def actions_for(order: Order) -> list[str]:
+    """The keys of the bulk actions that make sense for this one order (its page's buttons)."""
+    if not order.is_open:
+        return []
+    keys = ["mark_paid", "unblock" if order.dunning_blocked else "block"]
+    if order.flagged_for_cancellation_at:
+        if order.payment_method.is_prepayment:
+            keys.append("cancel")
+        keys.append("clear_flag")
+    return keys

@@ -1,0 +1,10 @@
+"""The back-office pages, one module per noun: the overview, Notify, bulk actions on a selection
+and the order page. Views read through selectors, write through services, and turn outcomes into
+messages."""
+
+from .bulk import bulk_action
+from .notify import notify, notify_run
+from .orders import order_detail, reminder_resolve
+from .overview import open_payments
+
+__all__ = ["bulk_action", "notify", "notify_run", "open_payments", "order_detail", "reminder_resolve"]

@@ -1,0 +1,137 @@
+"""The open-payments overview: level tabs with counts, the one FilterSet, filter chips, sortable
+columns, 50 rows a page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.translation import pgettext_lazy
+
+from common.dates import local_today
+from dunning.models import DunningLevel
+from dunning.selectors import active_configs
+
+from ..bulk_actions import BULK_ACTIONS
+from ..filters import LEVEL_FILTER_CHOICES, YES_NO, OpenOrderFilter
+from ..permissions import back_office_required
+from ..selectors import CappedPaginator, level_counts, open_orders, with_badges
+
+PAGE_SIZE = 50
+
+COLUMNS = [
+    # (sort parameter or "", label, css class); own msgids: German headers carry soft hyphens
+    ("number", pgettext_lazy("column", "Number"), "col-number"),
+    ("ordered_at", pgettext_lazy("column", "Order date"), "col-date"),
+    ("customer", pgettext_lazy("column", "Customer"), "col-customer"),
+    ("email", pgettext_lazy("column", "E-mail"), "col-email"),
+    ("total", pgettext_lazy("column", "Amount"), "col-amount num"),
+    ("payment_method", pgettext_lazy("column", "Payment method"), "col-method"),
+    ("sales_account", pgettext_lazy("column", "Sales account"), "col-account"),
+    ("days_overdue", pgettext_lazy("column", "Days overdue"), "col-overdue num"),
+    ("reminders_sent", pgettext_lazy("column", "Sent reminders"), "col-sent num"),
+    ("last_reminder", pgettext_lazy("column", "Last reminder"), "col-date"),
+    ("level", pgettext_lazy("column", "Level"), "col-level"),
+    ("", pgettext_lazy("column", "Notes"), "col-notes"),
+]
+
+
+def _sort_headers(current: list[str]) -> list[dict[str, Any]]:
+    active = current[0] if current else ""
+    headers = []
+    for param, label, css in COLUMNS:
+        header = {"label": label, "css": css, "param": param, "direction": "", "next": ""}
+        if param:
+            if active == param:
+                header["direction"], header["next"] = "asc", f"-{param}"
+            elif active == f"-{param}":
+                header["direction"], header["next"] = "desc", param
+            else:
+                header["next"] = param
+        headers.append(header)
+    return headers
+
+
+def _filter_errors(filterset: OpenOrderFilter) -> list[tuple[str, str]]:
+    labels = {name: f.label for name, f in filterset.filters.items()}
+    return [
+        (str(labels.get(name, name)), " ".join(str(e) for e in errors))
+        for name, errors in filterset.form.errors.items()
+    ]
+
+
+def _chips(filterset: OpenOrderFilter, data: QueryDict) -> list[dict[str, str]]:
+    """The active (valid) filters, each with the query string that removes it."""
+    cleaned = filterset.form.cleaned_data if filterset.is_bound and hasattr(filterset.form, "cleaned_data") else {}
+    # the chip reads "Dunning level: 1", not "Dunning level: Level 1"
+    levels = {level.param: str(level.value) if level.is_sendable else level.label for level in DunningLevel}
+    labels = {"dunning_level": levels, "blocked": dict(YES_NO), "flagged": dict(YES_NO)}
+    chips = []
+    for name in OpenOrderFilter.FILTER_NAMES:
+        value = cleaned.get(name)
+        if value in (None, ""):
+            continue
+        shown = labels[name].get(value, value) if name in labels else value
+        chips.append(
+            {
+                "name": name,
+                "label": filterset.filters[name].label,
+                "value": str(shown),
+                "remove": OpenOrderFilter.query_without(data, name),
+            }
+        )
+    return chips
+
+
+@back_office_required
+def open_payments(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    today = local_today(now)
+    configs = active_configs()
+    base = open_orders(now=now, configs=configs)  # built once: the level annotation is costly to build
+    filterset = OpenOrderFilter(request.GET, queryset=base, now=now, configs=configs)
+    level = filterset.level
+    counts = level_counts(filterset.qs_without("dunning_level"), now=now, configs=configs)
+    paginator = CappedPaginator(
+        filterset.qs,
+        PAGE_SIZE,
+        # filtered by level, the list is exactly that level's tab: its count is known already
+        known_count=counts[level] if level is not None else None,
+        rows=lambda ids: with_badges(base.filter(pk__in=ids), now=now).order_by(),
+    )
+    page = paginator.get_page(request.GET.get("page"))
+    orders = list(page.object_list)
+    for order in orders:
+        order.overdue = order.days_overdue(today)
+    ordering = filterset.form.cleaned_data.get("o") or []
+    filter_params = OpenOrderFilter.params(request.GET)
+    return render(
+        request,
+        "backoffice/open_payments.html",
+        {
+            "filterset": filterset,
+            "page": page,
+            "paginator": paginator,
+            "orders": orders,
+            "level": level,
+            "notify_enabled": level is not None and level.is_sendable,
+            "level_tabs": [
+                {
+                    "value": value,
+                    "label": label,
+                    "count": counts[DunningLevel.from_param(value)],
+                    "active": value == request.GET.get("dunning_level"),
+                }
+                for value, label in LEVEL_FILTER_CHOICES
+            ],
+            "chips": _chips(filterset, request.GET),
+            "filter_errors": _filter_errors(filterset),
+            "page_range": paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),
+            "headers": _sort_headers(ordering),
+            "filter_params": filter_params,
+            "actions": [(key, action.label) for key, action in BULK_ACTIONS.items()],
+            "has_filters": bool(filter_params),
+        },
+    )

@@ -1,0 +1,43 @@
+"""Writes of the dunning domain, by sub-domain:
+
+- `sending`: reminders sent exactly once (the outbox claim, `SendBatch`, `reminders_send`);
+- `providers`: the e-mail message, sending with retries, error classes;
+- `reminders`: every status transition of a reminder after it was claimed;
+- `cancellation`: flagging or cancelling old unpaid prepayment orders, team notices;
+- `runs`: the job, staff's Notify (inline or queued), recording runs.
+
+The public names are re-exported here: `from dunning.services import reminders_send`."""
+
+from ..selectors import Skip
+from .cancellation import CancellationOutcome, prepayment_orders_handle
+from .providers import AMBIGUOUS, PERMANENT, TRANSIENT, build_message, classify_send_error, error_text
+from .reminders import (
+    ReminderNotPending,
+    ReminderStillInFlight,
+    WentOut,
+    orders_mark_reminded,
+    reminder_mark_failed,
+    reminder_mark_sent,
+    reminders_mark_failed,
+    reminders_mark_sent,
+)
+from .runs import (
+    MAX_LISTED,
+    NOTIFY_TASK,
+    QUEUE_FAILED,
+    dunning_run_close,
+    dunning_run_execute,
+    notify_queue,
+    notify_task_run,
+    orders_notify,
+)
+from .sending import ProviderUnavailable, SendBatch, SendOutcome, TemplateResolver, reminders_send
+
+__all__ = [
+    "AMBIGUOUS", "MAX_LISTED", "NOTIFY_TASK", "PERMANENT", "QUEUE_FAILED", "TRANSIENT", "CancellationOutcome",
+    "ProviderUnavailable", "ReminderNotPending", "ReminderStillInFlight", "SendBatch", "SendOutcome", "Skip",
+    "TemplateResolver", "WentOut", "build_message", "classify_send_error", "dunning_run_close", "dunning_run_execute",
+    "error_text", "notify_queue", "notify_task_run", "orders_mark_reminded", "orders_notify",
+    "prepayment_orders_handle", "reminder_mark_failed", "reminder_mark_sent", "reminders_mark_failed",
+    "reminders_mark_sent", "reminders_send",
+]

@@ -1,0 +1,110 @@
+"""The e-mail provider: building a reminder's message, sending it with retries, and telling from an
+error whether trying again can help.
+
+Anymail does not retry. Connection errors, 429 and 5xx are retried here with backoff; other 4xx
+fail at once. A read timeout is ambiguous (the provider may have sent it): such a reminder is left
+in flight and never sent again automatically (docs/rules/sending.md)."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import time
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.core.mail.message import make_msgid
+
+from orders.models import Order
+
+from ..templating import RenderedEmail
+
+TRANSIENT, PERMANENT, AMBIGUOUS = "transient", "permanent", "ambiguous"
+SENT = "sent"
+
+
+def classify_send_error(exc: BaseException) -> str:
+    """transient: nothing was delivered and trying again may work (connection refused, 429, 5xx);
+    permanent: trying again will not help (4xx, invalid address); ambiguous: the request may have
+    reached the provider (read timeout), so it must not be sent again blindly."""
+    from anymail.exceptions import AnymailError, AnymailInvalidAddress, AnymailRecipientsRefused
+
+    if isinstance(exc, AnymailRecipientsRefused | AnymailInvalidAddress):
+        return PERMANENT
+    if isinstance(exc, AnymailError):
+        status = getattr(exc, "status_code", None)
+        if status is not None:
+            return TRANSIENT if status == 429 or status >= 500 else PERMANENT
+        cause = exc.__cause__
+        if cause is not None:
+            return classify_send_error(cause)
+        return PERMANENT
+    try:
+        import requests
+
+        if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.ConnectionError):
+            return TRANSIENT
+        if isinstance(exc, requests.exceptions.Timeout):
+            return AMBIGUOUS
+    except ImportError:  # pragma: no cover - requests comes with anymail
+        pass
+    if isinstance(exc, smtplib.SMTPRecipientsRefused | smtplib.SMTPSenderRefused):
+        return PERMANENT
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return TRANSIENT if 400 <= exc.smtp_code < 500 else PERMANENT
+    if isinstance(exc, smtplib.SMTPServerDisconnected | ConnectionError | socket.gaierror):
+        return TRANSIENT
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return AMBIGUOUS
+    return PERMANENT
+
+
+def error_text(exc: BaseException) -> str:
+    """`Type: message`, at most 2,000 characters, for a reminder's or a run's error field."""
+    try:
+        text = str(exc)
+    except Exception:  # some providers' exceptions fail to describe themselves
+        text = repr(exc.args)
+    return f"{type(exc).__name__}: {text}"[:2000]
+
+
+def build_message(order: Order, rendered: RenderedEmail, *, level: int, reminder_id: int) -> EmailMultiAlternatives:
+    """The e-mail of one reminder: from the account's sender (reply-to its reply address) to the
+    customer, with the reminder's id as metadata that the provider's tracking webhooks echo."""
+    account = order.sales_account
+    domain = account.sender_email.rpartition("@")[2] or "localhost"
+    msg = EmailMultiAlternatives(
+        subject=rendered.subject,
+        body=rendered.body,
+        from_email=account.sender_email,
+        to=[order.customer_email],
+        reply_to=[account.reply_to_email] if account.reply_to_email else None,
+        headers={"Message-ID": make_msgid("reminder", domain=domain)},
+    )
+    if rendered.html_body:
+        msg.attach_alternative(rendered.html_body, "text/html")
+    # anymail: sent along to the provider, echoed back by its tracking webhooks
+    msg.metadata = {"reminder_id": str(reminder_id), "order": order.number}
+    msg.tags = [f"dunning-level-{level}"]  # one tag: Postmark refuses more than one
+    return msg
+
+
+def send_message(message: EmailMultiAlternatives, connection) -> tuple[str, str, str]:
+    """Send with retries and backoff on transient errors. Returns (SENT or an error class, the
+    provider's message id, the error text)."""
+    attempts = max(1, settings.DUNNING_SEND_RETRIES)
+    for attempt in range(1, attempts + 1):
+        try:
+            message.connection = connection
+            message.send()
+        except Exception as exc:
+            kind = classify_send_error(exc)
+            if kind == TRANSIENT and attempt < attempts:
+                time.sleep(settings.DUNNING_RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1))
+                continue
+            return kind, "", error_text(exc)
+        status = getattr(message, "anymail_status", None)
+        message_id = (getattr(status, "message_id", None) if status else None) or message.extra_headers.get(
+            "Message-ID", "")
+        return SENT, str(message_id)[:255], ""
+    raise AssertionError("unreachable")  # pragma: no cover
