@@ -1,4 +1,4 @@
-"""Activation safety (PRODUCT.md): before a change that makes the job act on more orders (a config
+"""Activation safety (docs/rules/sending.md): before a change that makes the job act on more orders (a config
 activated, level days or `cancel_after_days` lowered, `only_orders_since` cleared or moved earlier,
 automatic sending switched on), staff see how many orders the next run would remind at once, per
 level, and how many prepayment orders it would flag or cancel, computed for the configuration as it

@@ -31,7 +31,7 @@ _CONFIRMATION_KEYS = {"csrfmiddlewaretoken", "confirmed", "preview_of", "recalcu
 class ConfirmWideningMixin:
     """Before saving a change that makes the job act on more orders at once, show a confirmation
     page with what the next run would do; only a second POST with the hidden `confirmed` field
-    saves (PRODUCT.md "Activation safety"). Subclasses say why (`widening_reasons`) and what to
+    saves (docs/rules/sending.md "Activation safety"). Subclasses say why (`widening_reasons`) and what to
     show (`confirmation_context`)."""
 
     confirmation_template: str = ""

@@ -1,7 +1,7 @@
 """Reads of the dunning domain. THE LEVEL RULE lives here, in `level_q`: the overview filter, the
 Notify action and the automatic job all ask it, so they cannot disagree.
 
-The rule (PRODUCT.md "Dunning levels") is stated in calendar days in TIME_ZONE. Each active
+The rule (docs/rules/dunning-levels.md) is stated in calendar days in TIME_ZONE. Each active
 config fixes the payment term and the level days, so "days overdue >= N" becomes, per config, a
 plain comparison `ordered_at < <local midnight of a computed day>`: exact across daylight-saving
 changes (the midnight is computed with zoneinfo), the same on SQLite and PostgreSQL, and able to

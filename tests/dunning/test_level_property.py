@@ -1,4 +1,4 @@
-"""Property: the database selector agrees with a plain-Python reading of PRODUCT.md's rule, for
+"""Property: the database selector agrees with a plain-Python reading of docs/rules/dunning-levels.md, for
 random orders, random configs and a random "now" (day boundaries and DST changes included)."""
 
 import datetime
@@ -38,7 +38,7 @@ def local(d: datetime.datetime) -> datetime.date:
 
 
 def reference_level(order: dict, config: dict | None, term: int, now: datetime.datetime):
-    """PRODUCT.md "Dunning levels", read literally."""
+    """docs/rules/dunning-levels.md "The rule", read literally."""
     if config is None or not config["is_active"]:
         return None
     if order["paid_at"] or order["cancelled_at"] or order["dunning_blocked"]:

@@ -1,4 +1,4 @@
-"""The level rule against hand-computed cases (PRODUCT.md "Dunning levels").
+"""The level rule against hand-computed cases (docs/rules/dunning-levels.md, "Worked examples").
 
 Config: invoice with a 14-day term, levels at 7/14/21 days overdue, 7 days between reminders.
 "Today" is 26.11.2026 in Europe/Berlin unless a case says otherwise."""
