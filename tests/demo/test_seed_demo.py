@@ -13,8 +13,9 @@ from django.core.management.base import CommandError
 from django.db.models import Max
 from django.utils import timezone
 
+from demo.planner import order_specs
+from demo.writer import demo_seed
 from dunning import selectors
-from dunning.demo import demo_seed, order_specs
 from dunning.models import EmailTemplate, Reminder, ReminderAssignment
 from orders.models import Order
 
