@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from demo.writer import PlanConflict, demo_seed
+from orders.importing import OrderImportError
 
 ORDER = ["SalesAccount", "PaymentMethod", "DunningConfig", "EmailTemplate", "ReminderAssignment", "User", "Order",
          "Reminder"]
@@ -32,6 +33,8 @@ class Command(BaseCommand):
             result = demo_seed(now=timezone.now(), reset_passwords=reset_passwords)
         except PlanConflict as exc:  # nothing was written: it all runs in one transaction
             raise CommandError(f"the demo plan does not fit the rules, nothing was written: {exc}") from None
+        except OrderImportError as exc:  # e.g. a second seed_demo created the same orders meanwhile
+            raise CommandError(f"seed_demo wrote nothing: {' '.join(exc.problems)}") from None
         for name in ORDER:
             self.stdout.write(f"{name}: {result.totals.get(name, 0)} ({result.created.get(name, 0)} created)")
         for username, password in result.passwords.items():
