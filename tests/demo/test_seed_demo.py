@@ -13,10 +13,13 @@ from django.core.management.base import CommandError
 from django.db.models import Max
 from django.utils import timezone
 
+from demo.planner import order_specs
+from demo.writer import demo_seed
 from dunning import selectors
-from dunning.demo import demo_seed, order_specs
 from dunning.models import EmailTemplate, Reminder, ReminderAssignment
-from orders.models import Order
+from orders.models import Order, OrderEvent
+from orders.services import BulkResult, BulkSkip, orders_unblock_dunning
+from tests.demo.rules import level_on_seed_day
 
 pytestmark = pytest.mark.django_db
 
@@ -159,3 +162,71 @@ def test_templates_are_valid_and_assigned():
     assert automatic == {("Webshop", 1), ("Webshop", 2)}
     amazon = ReminderAssignment.objects.get(sales_account__name="Amazon", level=1)
     assert amazon.template.language == "en"
+
+
+def test_plan_levels_match_the_level_rule(now):
+    """The planner's unit tests read levels off the plan with tests/demo/rules.py; here the real
+    rule reads them off the seeded orders, and both must agree on every order."""
+    demo_seed(now=now)
+    annotated = {(account, number): level for account, number, level in Order.objects.annotate(
+        level=selectors.level_annotation(now=now, configs=selectors.active_configs()),
+    ).values_list("sales_account__name", "number", "level")}
+    planned = {(s.account, s.number): level_on_seed_day(s) for s in order_specs()}
+    assert {key: "completed" if level == 4 else level for key, level in annotated.items()} == planned
+
+
+def test_history_is_written_through_the_services(now):
+    demo_seed(now=now)
+    backoffice = User.objects.get(username="backoffice")
+    events = Counter(OrderEvent.objects.values_list("action", flat=True))
+    orders = Order.objects.all()
+    assert events["imported"] == orders.count()
+    assert events["reminder_sent"] == Reminder.objects.count()
+    assert events["marked_paid"] == orders.filter(paid_at__isnull=False).count()
+    assert events["dunning_blocked"] == orders.filter(dunning_blocked=True).count()
+    auto = events["auto_cancel"] + events["auto_cancel_and_release_reservation"]
+    assert events["import_updated"] + auto == orders.filter(cancelled_at__isnull=False).count()
+    assert events["auto_flag"] == orders.filter(flagged_for_cancellation_at__isnull=False).count()
+    assert events["auto_cancel_and_release_reservation"] == orders.filter(
+        reservation_released_at__isnull=False).count()
+    for event in OrderEvent.objects.filter(action="marked_paid").select_related("order"):
+        assert event.at == event.order.paid_at and event.user == backoffice
+    for event in OrderEvent.objects.filter(action="import_updated").select_related("order"):
+        assert event.details["fields"] == ["cancelled_at"] and event.at == event.order.cancelled_at
+    for event in OrderEvent.objects.filter(action="dunning_blocked").select_related("order"):
+        assert event.details["reason"] == event.order.dunning_block_reason
+    reminders = {r.id: r for r in Reminder.objects.all()}
+    for event in OrderEvent.objects.filter(action="reminder_sent"):
+        reminder = reminders.pop(event.details["reminder"])
+        assert (reminder.order_id, reminder.level, reminder.sent_at, reminder.sent_by_id, reminder.trigger) == (
+            event.order_id, event.details["level"], event.at, event.user_id, event.details["trigger"])
+    assert not reminders
+    # the audit trail reads in order: nothing happens to an order before it was placed or after now
+    for order in orders.prefetch_related("events"):
+        assert all(order.ordered_at < e.at <= now for e in order.events.all()), order
+
+
+def test_existing_orders_are_left_alone(now):
+    demo_seed(now=now)
+    blocked = Order.objects.filter(dunning_blocked=True).first()
+    orders_unblock_dunning(order_ids=[blocked.id], user=None, now=now)
+    gone = Order.objects.filter(paid_at__isnull=False).first()
+    gone_number = gone.number
+    gone.delete()
+    result = demo_seed(now=now)
+    assert result.created["Order"] == 1 and result.passwords == {}
+    blocked.refresh_from_db()
+    assert not blocked.dunning_blocked  # not blocked again
+    assert Order.objects.get(number=gone_number).paid_at is not None  # the missing one is back, paid
+
+
+def test_a_service_refusing_the_plan_stops_the_command_and_writes_nothing(monkeypatch):
+    def refuse(*, order_ids, **kwargs):
+        order_ids = list(order_ids)
+        return BulkResult(skipped=dict.fromkeys(order_ids, BulkSkip.NOT_OPEN))
+
+    monkeypatch.setattr("demo.writer.orders_mark_paid", refuse)
+    with pytest.raises(CommandError, match="the demo plan does not fit the rules") as excinfo:
+        seed()
+    assert "\n" not in str(excinfo.value)
+    assert not Order.objects.exists() and not User.objects.filter(username="support").exists()

@@ -1,10 +1,11 @@
-"""Create the demo data (idempotent); see dunning/demo.py."""
+"""Create the demo data (idempotent); see demo/writer.py."""
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from dunning.demo import demo_seed
+from demo.writer import PlanConflict, demo_seed
+from orders.importing import OrderImportError
 
 ORDER = ["SalesAccount", "PaymentMethod", "DunningConfig", "EmailTemplate", "ReminderAssignment", "User", "Order",
          "Reminder"]
@@ -28,7 +29,12 @@ class Command(BaseCommand):
         if not settings.DEBUG and not force:
             raise CommandError("DEBUG is off (production?): seed_demo would create demo users and orders here; "
                                "use --force if you really mean it")
-        result = demo_seed(now=timezone.now(), reset_passwords=reset_passwords)
+        try:
+            result = demo_seed(now=timezone.now(), reset_passwords=reset_passwords)
+        except PlanConflict as exc:  # nothing was written: it all runs in one transaction
+            raise CommandError(f"the demo plan does not fit the rules, nothing was written: {exc}") from None
+        except OrderImportError as exc:  # e.g. a second seed_demo created the same orders meanwhile
+            raise CommandError(f"seed_demo wrote nothing: {' '.join(exc.problems)}") from None
         for name in ORDER:
             self.stdout.write(f"{name}: {result.totals.get(name, 0)} ({result.created.get(name, 0)} created)")
         for username, password in result.passwords.items():
