@@ -11,10 +11,10 @@ How each part of an order's history is written, in the order it happened:
 - the order arrives with the import of the evening it was placed (`orders_import`, one call per
   order day, dated that evening: an "imported" event each);
 - reminders sent days ago: no service can send a reminder in the past (the engine sends e-mail
-  *now*), so these are written in bulk, as the engine would have left them: a sent `Reminder` with
-  the rendered template and one "reminder_sent" `OrderEvent` per reminder (the engine's details plus
-  "demo": true); the order then moves up through `orders_mark_reminded`, the service every
-  confirmation path of the engine calls;
+  *now*), so they are claimed in bulk as the engine claims them (a pending `Reminder` with the
+  template rendered by `render_reminder`) and then confirmed through the engine's own transition
+  `reminders_mark_sent` (which moves the order up), with one "reminder_sent" event per reminder (the
+  engine's details plus "demo": true);
 - dunning blocked by staff: `orders_block_dunning`;
 - flagged or cancelled by the job past `cancel_after_days`: the job's service handles whatever is
   due *now* and mails the team, so this history is also written in bulk as the job writes it (the
@@ -41,10 +41,12 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 
 from accounts.models import SalesAccount
+from common.dates import local_midnight, local_today
 from dunning.models import DunningAutomation, DunningConfig, EmailTemplate, Reminder, ReminderAssignment
-from dunning.selectors import local_midnight, local_today
-from dunning.services import orders_mark_reminded
-from dunning.templating import CompiledTemplate, order_context
+from dunning.services.cancellation import AUDIT_ACTION
+from dunning.services.reminders import WentOut, reminders_mark_sent
+from dunning.templating import CompiledTemplate, render_reminder
+from orders.audit import order_events_log
 from orders.importing import OrderRow, ParsedFile, existing_orders, orders_import
 from orders.models import Order, OrderEvent, PaymentMethod
 from orders.services import BulkResult, orders_block_dunning, orders_mark_paid
@@ -173,10 +175,10 @@ class _OrderWriter:
         return orders
 
     def _remind(self, plan: list[tuple[OrderSpec, Order]]) -> int:
-        """Backdated reminders, written in bulk (see the module docstring)."""
+        """Backdated reminders: claimed (pending) in bulk, then confirmed sent through the engine's
+        own transition, level by level as they went out (see the module docstring)."""
         compiled: dict[int, CompiledTemplate] = {}
         reminders: list[Reminder] = []
-        moved: list[tuple[tuple, int]] = []
         for spec, order in plan:
             language = order.effective_language
             for level, moment in spec.reminders:
@@ -185,26 +187,31 @@ class _OrderWriter:
                 template = self.templates.get((name, language)) or self.templates[(name, "de")]
                 if template.pk not in compiled:
                     compiled[template.pk] = CompiledTemplate(template)
-                rendered = compiled[template.pk].render(
-                    order_context(order, level=level, today=local_today(sent_at), language=language))
+                rendered = render_reminder(compiled[template.pk], order, level=level, now=sent_at)
                 automatic = (spec.account, level) in content.AUTOMATIC
                 reminders.append(Reminder(
                     order=order, level=level, template=template, recipient=order.customer_email,
                     trigger=Reminder.Trigger.AUTOMATIC if automatic else Reminder.Trigger.MANUAL,
                     sent_by=None if automatic else self.backoffice, subject=rendered.subject, body=rendered.body,
-                    html_body=rendered.html_body, status=Reminder.Status.SENT, created_at=sent_at, sent_at=sent_at,
-                    status_changed_at=sent_at, message_id=MESSAGE_ID.format(number=order.number, level=level),
+                    html_body=rendered.html_body, status=Reminder.Status.PENDING, created_at=sent_at,
                 ))
-                moved.append(((level, sent_at), order.id))
         Reminder.objects.bulk_create(reminders, batch_size=500)
-        OrderEvent.objects.bulk_create([
-            OrderEvent(order_id=r.order_id, action="reminder_sent", at=r.sent_at, user=r.sent_by,
-                       details={"level": r.level, "trigger": r.trigger, "reminder": r.pk, "demo": True})
-            for r in reminders], batch_size=500)
-        # Level by level, as they went out: the service only moves orders one level up.
-        for (level, sent_at), order_ids in sorted(_grouped(moved), key=lambda group: group[0]):
-            if orders_mark_reminded(order_ids, level=level, at=sent_at) != len(order_ids):
-                raise PlanConflict(f"level {level} reminders of {sent_at}: not every order was at level {level - 1}")
+        ids = {(r.order_id, r.level): r.pk for r in
+               Reminder.objects.filter(order_id__in={r.order_id for r in reminders}).only("id", "order_id", "level")}
+        groups: dict[tuple, list[Reminder]] = defaultdict(list)
+        for r in reminders:
+            r.pk = ids[(r.order_id, r.level)]
+            groups[(r.level, r.created_at, r.sent_by_id)].append(r)
+        for (level, sent_at, _user), group in sorted(groups.items(), key=lambda g: (g[0][0], g[0][1])):
+            reminders_mark_sent([WentOut(r.pk, r.order_id, level, MESSAGE_ID.format(number=r.order.number,
+                                                                                      level=level)) for r in group],
+                                sent_at=sent_at, now=sent_at, exact=True)
+            order_events_log([(r.order_id, {"level": level, "trigger": r.trigger, "reminder": r.pk, "demo": True})
+                              for r in group], action=OrderEvent.Action.REMINDER_SENT, at=sent_at,
+                             user=group[0].sent_by)
+        moved = Order.objects.filter(id__in=[r.order_id for r in reminders])
+        if moved.exclude(reminders_sent__gte=1).exists():
+            raise PlanConflict("a backdated reminder did not move its order up: the plan and the level rule disagree")
         return len(reminders)
 
     def _block(self, plan: list[tuple[OrderSpec, Order]]) -> None:
@@ -225,12 +232,10 @@ class _OrderWriter:
                 handled.append(((action, self.at(spec.cancelled)), order.id))
         values = {Action.FLAG: ("flagged_for_cancellation_at",), Action.CANCEL: ("cancelled_at",),
                   Action.CANCEL_AND_RELEASE: ("cancelled_at", "reservation_released_at")}
-        events = []
         for (action, at), order_ids in _grouped(handled):
             Order.objects.filter(id__in=order_ids).update(**dict.fromkeys(values[action], at))
-            events += [OrderEvent(order_id=i, action=f"auto_{action}", at=at,
-                                  details={"rule": "cancel_after_days", "demo": True}) for i in order_ids]
-        OrderEvent.objects.bulk_create(events, batch_size=500)
+            order_events_log(((i, {"rule": "cancel_after_days", "demo": True}) for i in order_ids),
+                             action=AUDIT_ACTION[action], at=at)
 
     def _pay(self, plan: list[tuple[OrderSpec, Order]]) -> None:
         for (at,), order_ids in _grouped(((self.at(s.paid),), o.id) for s, o in plan if s.paid):
