@@ -112,6 +112,26 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "backoffice:open_payments"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Password reset by e-mail ---------------------------------------------------------------
+# Off unless switched on (its pages answer 404): a reset link is as good as the password, so it is
+# offered only where mail really goes to the staff's inboxes. When on, each address and each client
+# address may ask this often per hour; beyond that nothing is sent and the answer stays the same.
+PASSWORD_RESET_ENABLED = env_bool("DJANGO_PASSWORD_RESET", False)
+PASSWORD_RESET_LIMIT_PER_EMAIL = env_int("PASSWORD_RESET_LIMIT_PER_EMAIL", 3)
+PASSWORD_RESET_LIMIT_PER_CLIENT = env_int("PASSWORD_RESET_LIMIT_PER_CLIENT", 10)
+
+# --- Cache (the password-reset counters) ----------------------------------------------------
+# Redis shares the counters between all web processes; the default memory cache is per process,
+# so with several gunicorn workers each counts on its own (a deploy check warns).
+CACHE_URL = env_str("CACHE_URL")
+if not CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+elif CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+                          "KEY_PREFIX": "mahnwesen"}}
+else:
+    raise ImproperlyConfigured(f"CACHE_URL must be a redis:// URL or empty, not {CACHE_URL!r}")
+
 # --- Login throttling (django-axes) ---------------------------------------------------------
 # Axes' backend comes first: it refuses a locked-out (username, client IP) before the password is
 # even checked. It needs the request, so tests call client.login(request=HttpRequest(), ...).

@@ -68,3 +68,7 @@ def test_the_example_env_enables_nothing_risky():
     assert "DJANGO_BEHIND_PROXY" not in env
     assert env.get("DJANGO_TRUSTED_PROXIES", "") == ""  # to be filled in with the proxy's address
     assert env.get("DJANGO_PASSWORD_RESET", "false") == "false"
+
+
+def test_the_web_processes_share_one_cache_for_the_reset_limits(compose):
+    assert compose["services"]["web"]["environment"]["CACHE_URL"].startswith("redis://redis:6379/")
