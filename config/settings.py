@@ -9,7 +9,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from .env import env_bool, env_int, env_list, env_str
+from .env import env_bool, env_int, env_list, env_networks, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("MAHNWESEN_VAR_DIR", str(BASE_DIR / "var")))
@@ -43,6 +43,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.proxies.TrustedProxyMiddleware",  # first: forwarded headers count only from a trusted proxy
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -112,6 +113,26 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "backoffice:open_payments"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Password reset by e-mail ---------------------------------------------------------------
+# Off unless switched on (its pages answer 404): a reset link is as good as the password, so it is
+# offered only where mail really goes to the staff's inboxes. When on, each address and each client
+# address may ask this often per hour; beyond that nothing is sent and the answer stays the same.
+PASSWORD_RESET_ENABLED = env_bool("DJANGO_PASSWORD_RESET", False)
+PASSWORD_RESET_LIMIT_PER_EMAIL = env_int("PASSWORD_RESET_LIMIT_PER_EMAIL", 3)
+PASSWORD_RESET_LIMIT_PER_CLIENT = env_int("PASSWORD_RESET_LIMIT_PER_CLIENT", 10)
+
+# --- Cache (the password-reset counters) ----------------------------------------------------
+# Redis shares the counters between all web processes; the default memory cache is per process,
+# so with several gunicorn workers each counts on its own (a deploy check warns).
+CACHE_URL = env_str("CACHE_URL")
+if not CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+elif CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+                          "KEY_PREFIX": "mahnwesen"}}
+else:
+    raise ImproperlyConfigured(f"CACHE_URL must be a redis:// URL or empty, not {CACHE_URL!r}")
+
 # --- Login throttling (django-axes) ---------------------------------------------------------
 # Axes' backend comes first: it refuses a locked-out (username, client IP) before the password is
 # even checked. It needs the request, so tests call client.login(request=HttpRequest(), ...).
@@ -124,20 +145,21 @@ AXES_COOLOFF_TIME = datetime.timedelta(hours=1)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # so a stranger elsewhere cannot lock a user out
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"  # answered with HTTP 429
-# The client address (via django-ipware). Behind the one TLS proxy in front of us, REMOTE_ADDR is the
-# proxy; the proxy appends the address it was connected from to X-Forwarded-For, so the client is the
-# *last* entry: whatever a client writes into the header itself stands further left and is ignored.
-# In ipware's terms that is proxy_count 0 (the proxies listed in the header besides the client),
-# non-strict (more entries allowed). proxy_count 1 would be right only for two proxies in a row;
-# with one it yields no address at all for an honest request and the forged one for a spoofed header.
-# Without a proxy, X-Forwarded-For is anyone's to write and only REMOTE_ADDR counts.
-if env_bool("DJANGO_BEHIND_PROXY", True):
-    AXES_IPWARE_PROXY_COUNT = 0
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
-    IPWARE_STRICT = False
-else:
-    AXES_IPWARE_PROXY_COUNT = None
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ["REMOTE_ADDR"]
+# The client address is REMOTE_ADDR as config.proxies.TrustedProxyMiddleware leaves it: the peer, or,
+# when the peer is a trusted proxy, the client it names in X-Forwarded-For (see the next section).
+AXES_CLIENT_IP_CALLABLE = "config.proxies.client_ip"
+
+# --- Reverse proxy ---------------------------------------------------------------------------
+# The proxies (IP addresses or CIDR networks) whose X-Forwarded-For and X-Forwarded-Proto are believed;
+# from any other peer those headers are dropped. None by default: reachable directly, nobody is trusted.
+TRUSTED_PROXIES = env_networks("DJANGO_TRUSTED_PROXIES")
+if env_bool("DJANGO_BEHIND_PROXY", False):
+    # It trusted X-Forwarded-For from every client; silently dropping it would leave the proxy untrusted
+    # (an https redirect loop, one lockout address for everyone), so it stops here with what to do.
+    raise ImproperlyConfigured(
+        "DJANGO_BEHIND_PROXY was replaced by DJANGO_TRUSTED_PROXIES: set it to the address(es) of your "
+        "reverse proxy (comma-separated IPs or CIDRs, e.g. 172.18.0.1) and remove DJANGO_BEHIND_PROXY."
+    )
 
 # --- Internationalisation -------------------------------------------------------------------
 LANGUAGE_CODE = "de"
@@ -210,7 +232,8 @@ DUNNING_RETRY_BACKOFF_SECONDS = float(env_str("DUNNING_RETRY_BACKOFF_SECONDS", "
 DUNNING_ASYNC_NOTIFY_THRESHOLD = env_int("DUNNING_ASYNC_NOTIFY_THRESHOLD", 300)
 
 # --- Security (production behind a TLS-terminating proxy) -----------------------------------
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("DJANGO_BEHIND_PROXY", True) else None
+# X-Forwarded-Proto reaches Django only from a trusted proxy (TrustedProxyMiddleware removes it otherwise)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXIES else None
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE

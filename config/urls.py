@@ -4,7 +4,7 @@ from django.views.generic import RedirectView
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="backoffice:open_payments", permanent=False), name="home"),
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/", include("accounts.urls")),  # sign-in, password change; reset only if DJANGO_PASSWORD_RESET
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     # The e-mail provider's delivery/bounce webhooks (basic auth: ANYMAIL_WEBHOOK_SECRET), see dunning/tracking.py

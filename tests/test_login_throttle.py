@@ -1,5 +1,6 @@
 """Login throttling (django-axes): failed sign-ins lock one user name from one client address for an
-hour; behind the TLS proxy the client address is the one the proxy appended to X-Forwarded-For."""
+hour; behind the TLS proxy (DJANGO_TRUSTED_PROXIES) the client address is the one the proxy appended to
+X-Forwarded-For. Forged forwarded headers from anyone else: tests/security/test_forwarded_headers.py."""
 
 import datetime
 import importlib.util
@@ -19,13 +20,14 @@ PASSWORD = "secret-pass-123"  # UserFactory's
 PROXY = "172.18.0.5"  # REMOTE_ADDR of every request that came through the proxy
 ALICE = "203.0.113.7"
 BOB = "198.51.100.23"
-IP_SETTINGS = ("AXES_IPWARE_PROXY_COUNT", "AXES_IPWARE_META_PRECEDENCE_ORDER", "IPWARE_STRICT")
+IP_SETTINGS = ("TRUSTED_PROXIES", "SECURE_PROXY_SSL_HEADER", "AXES_CLIENT_IP_CALLABLE")
 
 
 def _settings_module(monkeypatch, *, behind_proxy: bool):
-    """config/settings.py evaluated afresh with DJANGO_BEHIND_PROXY set, so the tests check the real
-    settings code of both modes whatever the environment running them says."""
-    monkeypatch.setenv("DJANGO_BEHIND_PROXY", "true" if behind_proxy else "false")
+    """config/settings.py evaluated afresh with DJANGO_TRUSTED_PROXIES set to the proxy or empty, so the
+    tests check the real settings code of both modes whatever the environment running them says."""
+    monkeypatch.delenv("DJANGO_BEHIND_PROXY", raising=False)
+    monkeypatch.setenv("DJANGO_TRUSTED_PROXIES", PROXY if behind_proxy else "")
     spec = importlib.util.spec_from_file_location("config._settings_probe",
                                                   Path(config.__file__).parent / "settings.py")
     module = importlib.util.module_from_spec(spec)

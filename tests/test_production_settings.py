@@ -36,7 +36,7 @@ def test_production_values_behind_a_tls_proxy():
     code = ("from django.conf import settings as s; import json; print(json.dumps({k: getattr(s, k) for k in ["
             "'SESSION_COOKIE_SECURE', 'CSRF_COOKIE_SECURE', 'SECURE_HSTS_SECONDS', 'SECURE_PROXY_SSL_HEADER', "
             "'SESSION_COOKIE_HTTPONLY', 'X_FRAME_OPTIONS', 'DEBUG']}))")
-    result = manage("shell", "-c", code, env=PRODUCTION)
+    result = manage("shell", "-c", code, env={**PRODUCTION, "DJANGO_TRUSTED_PROXIES": "172.18.0.1"})
     assert result.returncode == 0, result.stderr
     values = json.loads(result.stdout.strip().splitlines()[-1])
     assert values == {"SESSION_COOKIE_SECURE": True, "CSRF_COOKIE_SECURE": True, "SECURE_HSTS_SECONDS": 31536000,
