@@ -37,6 +37,7 @@ from orders.models import Order, OrderEvent
 from . import selectors
 from .models import DunningConfig, DunningRun, EmailTemplate, Reminder, ReminderAssignment
 from .templating import CompiledTemplate, RenderedEmail, order_context
+from .tracking_token import reminder_token
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -193,7 +194,7 @@ def _build_message(order: Order, rendered: RenderedEmail, *, level: int, reminde
     if rendered.html_body:
         msg.attach_alternative(rendered.html_body, "text/html")
     # anymail: sent along to the provider, echoed back by its tracking webhooks
-    msg.metadata = {"reminder_id": str(reminder_id), "order": order.number}
+    msg.metadata = {"reminder_token": reminder_token(reminder_id), "order": order.number}
     msg.tags = [f"dunning-level-{level}"]  # one tag: Postmark refuses more than one
     return msg
 
