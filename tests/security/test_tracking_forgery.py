@@ -447,3 +447,84 @@ def test_production_with_postmark_and_a_secret_passes_the_deploy_check():
     result = manage("check", "--deploy", "--fail-level", "WARNING",
                     env={**PRODUCTION, "ANYMAIL_WEBHOOK_SECRET": SECRET})
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- the admin page of tracking events --------------------------------------------------------------------
+
+ADMIN_LIST = "/admin/dunning/trackingevent/"
+
+
+@pytest.fixture
+def events(sent):
+    common = dict(received_at=berlin(2026, 11, 26, 9, 1), occurred_at=berlin(2026, 11, 26, 9, 0))
+    return [
+        TrackingEvent.objects.create(provider="Postmark", event_id="1", event_type="bounced", reminder=sent,
+                                     message_id=sent.message_id, outcome=TrackingEvent.Outcome.APPLIED, **common),
+        TrackingEvent.objects.create(provider="Mailgun", event_id="2", event_type="opened",
+                                     message_id="<20261126.1@mg.example>",
+                                     outcome=TrackingEvent.Outcome.UNKNOWN_MESSAGE, **common),
+    ]
+
+
+def admin_client(user) -> Client:
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(user)
+    return client
+
+
+def test_back_office_sees_the_tracking_events(backoffice_user, events):
+    response = admin_client(backoffice_user).get(ADMIN_LIST)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f'href="/admin/dunning/reminder/{events[0].reminder_id}/change/"' in html
+    for text in ("Postmark", "Mailgun", "bounced", "opened", "Reminder status changed", "Unknown message, ignored"):
+        assert text in html
+    assert "/admin/dunning/trackingevent/add/" not in html
+    assert "delete_selected" not in html
+    assert ADMIN_LIST in admin_client(backoffice_user).get("/admin/").content.decode()
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("outcome__exact=applied", ["1"]), ("outcome__exact=unknown_message", ["2"]), ("provider=Mailgun", ["2"]),
+    ("event_type=bounced", ["1"]), ("event_type=delivered", []), ("q=20261126.1@mg.example", ["2"]),
+    ("q=<20261126.1@mg.example>", ["2"]), ("q=20261126", []), ("q=", ["1", "2"]),
+])
+def test_filters_and_search_by_message_id(backoffice_user, events, query, expected):
+    response = admin_client(backoffice_user).get(f"{ADMIN_LIST}?{query}")
+    assert response.status_code == 200
+    shown = sorted(event.event_id for event in response.context["cl"].result_list)
+    assert shown == expected
+
+
+def test_the_filters_offer_the_known_values(backoffice_user, events):
+    html = admin_client(backoffice_user).get(ADMIN_LIST).content.decode()
+    for choice in ("?provider=Postmark", "?provider=Amazon+SES", "?event_type=delivered", "?outcome__exact=applied"):
+        assert choice in html
+
+
+def test_the_detail_page_is_read_only(backoffice_user, events):
+    client = admin_client(backoffice_user)
+    change = f"{ADMIN_LIST}{events[0].pk}/change/"
+    response = client.get(change)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert events[0].message_id in html
+    assert 'name="_save"' not in html
+    assert client.post(change, {"outcome": "unchanged"}).status_code == 403
+    assert client.get(f"{ADMIN_LIST}add/").status_code == 403
+    assert client.post(f"{ADMIN_LIST}{events[0].pk}/delete/", {"post": "yes"}).status_code == 403
+    events[0].refresh_from_db()
+    assert events[0].outcome == TrackingEvent.Outcome.APPLIED
+
+
+def test_support_may_look_but_not_touch_either(support_user, events):
+    client = admin_client(support_user)
+    assert client.get(ADMIN_LIST).status_code == 200
+    assert client.get(f"{ADMIN_LIST}add/").status_code == 403
+    assert client.post(f"{ADMIN_LIST}{events[0].pk}/delete/", {"post": "yes"}).status_code == 403
+
+
+def test_staff_outside_the_group_gets_nothing(outsider_user, events):
+    client = admin_client(outsider_user)
+    assert client.get(ADMIN_LIST).status_code == 403
+    assert client.get(f"{ADMIN_LIST}{events[0].pk}/change/").status_code == 403
