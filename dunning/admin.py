@@ -22,7 +22,9 @@ from .models import (
     DunningConfig,
     DunningRun,
     ReminderAssignment,
+    TrackingEvent,
 )
+from .tracking import provider_names
 
 # POST keys of the confirmation page itself, never carried over as form data
 _CONFIRMATION_KEYS = {"csrfmiddlewaretoken", "confirmed", "preview_of", "recalculate"}
@@ -257,6 +259,79 @@ class AutomationChangeAdmin(SuperuserOnlyMixin, admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # an audit row is never edited
+
+
+class StaticChoicesFilter(admin.SimpleListFilter):
+    """A filter on a plain text field with a known set of values: its choices cost no query (the
+    default filter of such a field reads every distinct value of the table on each page)."""
+
+    def choices_list(self) -> list[str]:
+        raise NotImplementedError
+
+    def lookups(self, request: HttpRequest, model_admin) -> list[tuple[str, str]]:
+        return [(value, value) for value in self.choices_list()]
+
+    def queryset(self, request: HttpRequest, queryset):
+        return queryset.filter(**{self.parameter_name: self.value()}) if self.value() else queryset
+
+
+class ProviderFilter(StaticChoicesFilter):
+    title = _("provider")
+    parameter_name = "provider"
+
+    def choices_list(self) -> list[str]:
+        return provider_names()
+
+
+class EventTypeFilter(StaticChoicesFilter):
+    title = _("event type")
+    parameter_name = "event_type"
+
+    def choices_list(self) -> list[str]:
+        from anymail.signals import EventType
+
+        return sorted(value for name, value in vars(EventType).items() if not name.startswith("_"))
+
+
+@admin.register(TrackingEvent)
+class TrackingEventAdmin(admin.ModelAdmin):
+    """What the provider's tracking webhook reported and what it did to the reminder, read-only:
+    visible with the view permission (the back-office group has it), never added, changed or
+    deleted by hand. Search: a provider message id, exactly (with or without its angle brackets)."""
+
+    list_display = ["received_at", "provider", "event_type", "outcome", "reminder_link", "message_id"]
+    list_filter = ["outcome", ProviderFilter, EventTypeFilter]
+    list_select_related = ["reminder", "reminder__order"]
+    search_fields = ["message_id"]
+    search_help_text = _("A provider message id, exactly.")
+    show_full_result_count = False
+    fields = ["provider", "event_type", "outcome", "reminder", "message_id", "event_id", "occurred_at",
+              "received_at", "description", "metadata"]
+    readonly_fields = fields
+
+    @admin.display(description=_("reminder"), ordering="reminder")
+    def reminder_link(self, event: TrackingEvent) -> str:
+        if event.reminder_id is None:
+            return "—"
+        return format_html('<a href="{}">{}</a>', reverse("admin:dunning_reminder_change", args=[event.reminder_id]),
+                           event.reminder)
+
+    def get_search_results(self, request: HttpRequest, queryset, search_term: str):
+        """An exact match on the indexed message id, not the default scan for a substring."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        bare = term.removeprefix("<").removesuffix(">")
+        return queryset.filter(message_id__in=[bare, f"<{bare}>"]), False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
 
 
 from . import admin_templates  # noqa: E402,F401  (EmailTemplate and Reminder admin)

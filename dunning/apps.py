@@ -9,6 +9,7 @@ class DunningAppConfig(AppConfig):
     def ready(self) -> None:
         from anymail.signals import tracking
 
+        from . import checks  # noqa: F401  (registers the system checks)
         from .tracking import on_tracking_event
 
         # The provider's delivery webhooks (delivered, bounced, complained) update the reminders.

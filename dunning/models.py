@@ -334,6 +334,11 @@ class TrackingEvent(models.Model):
             # Providers deliver webhooks at least once: the same event twice is recorded once.
             models.UniqueConstraint(fields=["provider", "event_id"], name="trackingevent_unique_per_provider"),
         ]
+        indexes = [
+            # the admin list: newest first, and its search by the provider's message id
+            models.Index(fields=["-received_at", "-id"], name="trackingevent_received_idx"),
+            models.Index(fields=["message_id"], name="trackingevent_message_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.provider} {self.event_type} {self.message_id or self.event_id}"

@@ -1,14 +1,20 @@
 """Delivery tracking: the e-mail provider's webhooks move a reminder to delivered, bounced or complained.
 
-anymail receives the provider's webhook (`/webhooks/anymail/<esp>/tracking/`), checks its basic auth
-(ANYMAIL["WEBHOOK_SECRET"]), normalises the payload and sends its `tracking` signal; the receiver below
-(connected in DunningAppConfig.ready) hands the event to `reminder_track_event`, which
+Only the provider we send through listens: `/webhooks/anymail/<provider>/tracking/` answers for the
+provider of EMAIL_BACKEND (`anymail.backends.postmark.EmailBackend` -> postmark) and only once
+ANYMAIL["WEBHOOK_SECRET"] is set; every other provider, a non-anymail backend or a missing secret is
+a 404 (`dunning.views.tracking_webhook`), and a missing secret stops a production start (system
+check dunning.E001, `dunning.checks`). anymail checks the basic auth, normalises the payload (a body
+it cannot parse is a 400) and sends its `tracking` signal; the receiver below (connected in
+DunningAppConfig.ready) hands the event to `reminder_track_event`, which
 
 - records every event once: providers deliver webhooks at least once, so a `TrackingEvent` with a
   unique (provider, event id) is written first and a second delivery of the same event changes nothing;
-- finds the reminder by the `reminder_id` metadata sent along with the e-mail, else by the provider's
-  message id; events for messages we don't know (another system on the same provider account, a
-  deleted reminder) are recorded and otherwise ignored, and the provider still gets its 200;
+- finds the reminder by the provider's message id recorded on it when it was sent, or (the webhook
+  can beat the sender's write-back) by the *signed* `reminder_token` metadata sent along with the
+  e-mail (`dunning.tracking_token`). A bare reminder id proves nothing (ids are sequential) and is
+  never trusted. Events for messages we don't know (another system on the same provider account, a
+  deleted reminder, a forgery) are recorded and otherwise ignored, and the provider still gets its 200;
 - never moves a reminder backwards: pending/sent < delivered < bounced = complained. A "delivered"
   arriving after "bounced" (providers don't keep order) leaves it bounced; a bounce after delivered
   (a late asynchronous bounce) does move it. Opened, clicked, deferred, ... are recorded only;
@@ -21,11 +27,13 @@ for a database hiccup, and the event id makes the retry harmless."""
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -34,6 +42,7 @@ from orders.models import OrderEvent
 
 from .models import Reminder, TrackingEvent
 from .services.reminders import WentOut, reminders_mark_sent
+from .tracking_token import reminder_id_from_token
 
 logger = logging.getLogger(__name__)
 
@@ -63,21 +72,15 @@ AUDIT_ACTION: dict[str, OrderEvent.Action] = {
 }
 
 
-def _reminder_id(metadata: dict[str, Any] | None) -> int | None:
-    try:
-        return int((metadata or {})["reminder_id"])
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
 def _locate(*, metadata: dict[str, Any] | None, message_id: str) -> Reminder | None:
     """The reminder an event is about, locked for update; None when it isn't one of ours."""
     locked = Reminder.objects.select_for_update()
-    reminder_id = _reminder_id(metadata)
+    token = metadata.get("reminder_token") if isinstance(metadata, dict) else None
+    reminder_id = reminder_id_from_token(token)
     if reminder_id is not None:
         reminder = locked.filter(pk=reminder_id).first()
-        # The metadata is ours, but guard against another installation (staging) on the same provider
-        # account: a reminder that already has a different provider message id is not this message.
+        # The token travels with the e-mail (some providers put metadata into its headers): once the
+        # reminder's own message id is known, an event about another message proves nothing.
         if reminder is not None and (not reminder.message_id or not message_id
                                      or reminder.message_id == message_id):
             return reminder
@@ -138,6 +141,60 @@ def reminder_track_event(*, message_id: str | None, event_type: str, event_id: s
                     "description": (description or "")[:1000],
                 })], action=action, at=now)
     return row
+
+
+# --- which provider's webhook listens ---------------------------------------------------------
+
+ANYMAIL_BACKENDS = "anymail.backends."
+
+
+@functools.cache
+def tracking_view_class(provider: str) -> type | None:
+    """anymail's tracking webhook view for `provider` (its backend module's name: "postmark",
+    "amazon_ses"), or None when anymail has none for it (its test and console backends, ...)."""
+    from anymail import urls  # the one list of anymail's webhook views, read once
+
+    wanted = f"{provider}_tracking_webhook"
+    for pattern in urls.urlpatterns:
+        if pattern.name == wanted:
+            return pattern.callback.view_class
+    return None
+
+
+def provider_names() -> list[str]:
+    """The names anymail records tracking events under (its `esp_name`: "Postmark", "Amazon SES"),
+    for every provider it has a tracking webhook for."""
+    from anymail import urls
+
+    return sorted({pattern.callback.view_class.esp_name for pattern in urls.urlpatterns
+                   if pattern.name and pattern.name.endswith("_tracking_webhook")})
+
+
+def tracking_provider() -> str | None:
+    """The provider whose tracking webhook we listen to: the one EMAIL_BACKEND sends through
+    (anymail.backends.postmark.EmailBackend -> "postmark"); None for any other backend."""
+    module = settings.EMAIL_BACKEND.rpartition(".")[0]
+    if not module.startswith(ANYMAIL_BACKENDS):
+        return None
+    provider = module.removeprefix(ANYMAIL_BACKENDS)
+    return provider if tracking_view_class(provider) is not None else None
+
+
+def webhook_secrets() -> list[str]:
+    """The basic-auth credentials ("user:password") the provider must send, as anymail reads them
+    (ANYMAIL["WEBHOOK_SECRET"] or ANYMAIL_WEBHOOK_SECRET: one string or a list, for a change of
+    password); only well-formed ones count, so an empty list means the webhook is not secured."""
+    from anymail.utils import get_anymail_setting
+
+    value = get_anymail_setting("webhook_secret", default=None)
+    values = [value] if isinstance(value, str) else value if isinstance(value, list | tuple) else []
+    secrets = []
+    for secret in values:
+        user, colon, password = secret.partition(":") if isinstance(secret, str) else ("", "", "")
+        if not (user and colon and password):
+            return []  # one malformed entry: refuse rather than guess which ones were meant
+        secrets.append(secret)
+    return secrets
 
 
 # --- the anymail signal receiver ---------------------------------------------------------------

@@ -13,6 +13,7 @@ from django.test import Client
 from dunning import services
 from dunning.models import Reminder, TrackingEvent
 from dunning.tracking import reminder_track_event
+from dunning.tracking_token import reminder_id_from_token, reminder_token
 from orders.models import OrderEvent
 from tests.concurrency import run_in_threads
 from tests.factories import OrderFactory, ReminderFactory, berlin
@@ -45,7 +46,7 @@ def post(client: Client, payload: dict, *, auth: str | None = SECRET):
 
 def metadata(reminder: Reminder) -> dict:
     # what dunning.services._build_message attaches; Postmark echoes it (values as strings)
-    return {"reminder_id": str(reminder.pk), "order": reminder.order.number}
+    return {"reminder_token": reminder_token(reminder.pk), "order": reminder.order.number}
 
 
 def delivery(reminder: Reminder, *, message_id: str | None = None, meta: dict | None = None) -> dict:
@@ -247,9 +248,9 @@ def test_unknown_message_id_is_answered_200_recorded_and_ignored(client, reminde
     assert set(TrackingEvent.objects.values_list("outcome", "reminder")) == {("unknown_message", None)}
 
 
-def test_reminder_id_of_another_message_is_not_trusted(client, reminder):
-    """Metadata naming our reminder, but for another provider message (a staging system on the same
-    Postmark account numbers its reminders too): the reminder is left alone."""
+def test_token_of_another_message_is_not_trusted(client, reminder):
+    """A valid token of our reminder, but on another provider message than the one recorded for it
+    (the token travels with the e-mail and may be copied): the reminder is left alone."""
     post(client, bounce(reminder, message_id=str(uuid.uuid4())))
     assert status_of(reminder) == Reminder.Status.SENT
     assert TrackingEvent.objects.get().outcome == TrackingEvent.Outcome.UNKNOWN_MESSAGE
@@ -261,7 +262,7 @@ def test_found_by_message_id_when_the_metadata_is_missing(client, reminder):
 
 
 def test_malformed_metadata_falls_back_to_the_message_id(client, reminder):
-    post(client, delivery(reminder, meta={"reminder_id": "not-a-number"}))
+    post(client, delivery(reminder, meta={"reminder_token": "not-a-token", "reminder_id": "not-a-number"}))
     assert status_of(reminder) == Reminder.Status.DELIVERED
 
 
@@ -308,13 +309,13 @@ class FakePostmark:
 
 def test_bounce_arriving_while_the_sender_is_still_busy_is_kept(config, assignments, now, monkeypatch):
     """The bounce webhook reaches us before the send loop records "sent" (the reminder is still
-    pending and has no message id yet): it is matched by the reminder_id metadata, and the
+    pending and has no message id yet): it is matched by the signed reminder_token metadata, and the
     sender's bookkeeping afterwards must not turn the bounced reminder back into "sent"."""
     order = OrderFactory(ordered_at=berlin(2026, 11, 5, 12))  # at level 1 on `now`
     webhook_client = Client()
 
     def bounce_at_once(body, message_id):
-        reminder = Reminder.objects.get(pk=int(body["Metadata"]["reminder_id"]))
+        reminder = Reminder.objects.get(pk=reminder_id_from_token(body["Metadata"]["reminder_token"]))
         assert reminder.status == Reminder.Status.PENDING and not reminder.message_id
         payload = {**bounce(reminder, message_id=message_id), "Metadata": body["Metadata"]}
         assert post(webhook_client, payload).status_code == 200
@@ -324,7 +325,7 @@ def test_bounce_arriving_while_the_sender_is_still_busy_is_kept(config, assignme
 
     assert outcome.sent == [order.id], (outcome.failed, outcome.skipped)
     reminder = Reminder.objects.get(order=order)
-    assert fake.sent[0]["Metadata"] == {"reminder_id": str(reminder.pk), "order": order.number}
+    assert fake.sent[0]["Metadata"] == {"reminder_token": reminder_token(reminder.pk), "order": order.number}
     assert reminder.message_id == fake.sent[0]["MessageID"]
     assert reminder.status == Reminder.Status.BOUNCED
     assert reminder.sent_at == now
@@ -371,7 +372,8 @@ def test_delivered_event_settles_a_reminder_whose_outcome_was_unknown(db):
     reminder = Reminder.objects.create(order=order, level=1, trigger="automatic", recipient=order.customer_email,
                                        subject="s", body="b", status="pending", created_at=berlin(2026, 11, 26, 9))
     reminder_track_event(message_id="", event_type="delivered", event_id="ev-1", timestamp=berlin(2026, 11, 26, 9, 1),
-                         metadata={"reminder_id": str(reminder.pk)}, description="", provider="postmark")
+                         metadata={"reminder_token": reminder_token(reminder.pk)}, description="",
+                         provider="postmark")
     reminder.refresh_from_db()
     order = Order.objects.get(pk=order.pk)
     assert reminder.status == "delivered" and reminder.sent_at == berlin(2026, 11, 26, 9, 1)

@@ -18,6 +18,7 @@ from django.core.mail.message import make_msgid
 from orders.models import Order
 
 from ..templating import RenderedEmail
+from ..tracking_token import reminder_token
 
 TRANSIENT, PERMANENT, AMBIGUOUS = "transient", "permanent", "ambiguous"
 SENT = "sent"
@@ -70,7 +71,7 @@ def error_text(exc: BaseException) -> str:
 
 def build_message(order: Order, rendered: RenderedEmail, *, level: int, reminder_id: int) -> EmailMultiAlternatives:
     """The e-mail of one reminder: from the account's sender (reply-to its reply address) to the
-    customer, with the reminder's id as metadata that the provider's tracking webhooks echo."""
+    customer, with the reminder's signed id as metadata that the provider's tracking webhooks echo."""
     account = order.sales_account
     domain = account.sender_email.rpartition("@")[2] or "localhost"
     msg = EmailMultiAlternatives(
@@ -84,7 +85,7 @@ def build_message(order: Order, rendered: RenderedEmail, *, level: int, reminder
     if rendered.html_body:
         msg.attach_alternative(rendered.html_body, "text/html")
     # anymail: sent along to the provider, echoed back by its tracking webhooks
-    msg.metadata = {"reminder_id": str(reminder_id), "order": order.number}
+    msg.metadata = {"reminder_token": reminder_token(reminder_id), "order": order.number}
     msg.tags = [f"dunning-level-{level}"]  # one tag: Postmark refuses more than one
     return msg
 
