@@ -191,7 +191,7 @@ PRODUCTION = {
 
 def manage(*args: str, **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("DJANGO_", "PYTEST", "DATABASE_URL", "MAHNWESEN", "EMAIL_", "CACHE_URL"))}
+             if not k.startswith(("DJANGO_", "PYTEST", "DATABASE_URL", "MAHNWESEN", "EMAIL_", "CACHE_URL", "ANYMAIL_"))}
     return subprocess.run([sys.executable, "manage.py", *args], cwd=django_settings.BASE_DIR,
                           env={**clean, **PRODUCTION, **env}, capture_output=True, text=True, timeout=120)
 
@@ -201,7 +201,8 @@ def test_the_deploy_check_warns_when_reset_is_on_without_a_shared_cache_or_real_
     assert result.returncode != 0
     assert "accounts.W001" in result.stderr and "accounts.W002" in result.stderr
     configured = manage("check", "--deploy", "--fail-level", "WARNING", DJANGO_PASSWORD_RESET="true",
-                        CACHE_URL="redis://127.0.0.1:6379/1", EMAIL_BACKEND="anymail.backends.postmark.EmailBackend")
+                        CACHE_URL="redis://127.0.0.1:6379/1", EMAIL_BACKEND="anymail.backends.postmark.EmailBackend",
+                        ANYMAIL_WEBHOOK_SECRET="tracking:a-long-random-password")
     assert configured.returncode == 0, configured.stdout + configured.stderr
 
 
