@@ -14,8 +14,12 @@ OPEN = Q(paid_at__isnull=True, cancelled_at__isnull=True)
 
 
 def local_date(value: datetime.datetime) -> datetime.date:
-    """The calendar date of an aware datetime in TIME_ZONE."""
-    return value.astimezone(ZoneInfo(settings.TIME_ZONE)).date()
+    """The calendar date of an aware datetime in TIME_ZONE. Within hours of the ends of the
+    calendar (9999-12-31 23:30 UTC is year 10000 in Berlin) the date where it is stored."""
+    try:
+        return value.astimezone(ZoneInfo(settings.TIME_ZONE)).date()
+    except OverflowError:
+        return value.date()
 
 
 class PaymentMethod(models.Model):
@@ -104,11 +108,17 @@ class Order(models.Model):
         return self.language or self.sales_account.language
 
     @property
-    def due_date(self) -> datetime.date:
-        return local_date(self.ordered_at) + datetime.timedelta(days=self.payment_method.payment_term_days)
+    def due_date(self) -> datetime.date | None:
+        """The local order date plus the payment term; None past the end of the calendar (an
+        order date near 9999-12-31 stored before order dates were bounded)."""
+        try:
+            return local_date(self.ordered_at) + datetime.timedelta(days=self.payment_method.payment_term_days)
+        except OverflowError:
+            return None
 
-    def days_overdue(self, today: datetime.date) -> int:
-        return (today - self.due_date).days
+    def days_overdue(self, today: datetime.date) -> int | None:
+        due = self.due_date
+        return None if due is None else (today - due).days
 
 
 class OrderEvent(models.Model):
