@@ -351,3 +351,26 @@ def test_import_keeps_tabs_out_of_names_too(config, tmp_path):
     lines, _ = import_failing(tmp_path, [{"customer_name": "Erika\tMustermann"}])
     assert lines == ["row 2, column customer_name: contains a control character (U+0009); only one line of text "
                      "is allowed"]
+
+
+# --- 4. team notices are plain text -------------------------------------------------------------
+
+def test_team_notice_is_not_html_escaped(account, prepayment, mailoutbox):
+    from dunning.models import DunningConfig
+    from dunning.services import dunning_run_execute
+    from tests.factories import DunningConfigFactory, berlin
+
+    now = berlin(2026, 11, 26, 10)
+    account.name = "Müller & Söhne <Shop>"
+    account.save()
+    DunningConfigFactory(sales_account=account, payment_method=prepayment, cancel_after_days=7,
+                         cancellation_action=DunningConfig.CancellationAction.FLAG)
+    OrderFactory(sales_account=account, payment_method=prepayment, number="V-1&2",
+                 customer_name="Müller & Söhne \"Kunde\" O'Brien", ordered_at=now - datetime.timedelta(days=9))
+    dunning_run_execute(now=now)
+    [notice] = [m for m in mailoutbox if m.to == [account.team_email]]
+    assert notice.subject == "[Müller & Söhne <Shop>] 1 unbezahlter Vorkasse-Auftrag behandelt"
+    assert "Müller & Söhne \"Kunde\" O'Brien" in notice.body
+    assert "V-1&2" in notice.body and "Müller & Söhne <Shop>" in notice.body
+    assert "&amp;" not in notice.body + notice.subject and "&#x27;" not in notice.body
+    assert "&quot;" not in notice.body and "&lt;" not in notice.body + notice.subject
