@@ -374,3 +374,33 @@ def test_team_notice_is_not_html_escaped(account, prepayment, mailoutbox):
     assert "V-1&2" in notice.body and "Müller & Söhne <Shop>" in notice.body
     assert "&amp;" not in notice.body + notice.subject and "&#x27;" not in notice.body
     assert "&quot;" not in notice.body and "&lt;" not in notice.body + notice.subject
+
+
+# --- 5. NUL bytes in query parameters -----------------------------------------------------------
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("url", [
+    "/admin/dunning/reminder/?status__exact=%00",
+    "/admin/dunning/reminder/?q=%00",
+    "/admin/orders/order/?q=%00",
+    "/admin/orders/order/?number=%00",
+    "/admin/dunning/dunningrun/?trigger__exact=a%00b",
+    "/admin/dunning/reminder/?st%00atus=1",
+    "/orders/open-payments/?q=%00",
+    "/orders/open-payments/?q=abc%00def&sales_account=%00",
+])
+def test_nul_in_query_parameters_is_a_400_not_a_500(require_postgres, bo_client, order, url):
+    ReminderFactory(order=order, level=1)
+    response = bo_client.get(url)
+    assert response.status_code == 400
+
+
+@pytest.mark.postgres
+def test_nul_free_filters_still_work(require_postgres, bo_client, order):
+    ReminderFactory(order=order, level=1)
+    assert bo_client.get("/admin/dunning/reminder/?status__exact=sent").status_code == 200
+    assert bo_client.get("/orders/open-payments/?q=ORD").status_code == 200
+
+
+def test_nul_in_query_parameters_is_a_400_on_any_database(bo_client, order):
+    assert bo_client.get("/admin/dunning/reminder/?status__exact=%00").status_code == 400
