@@ -22,6 +22,12 @@ def local_date(value: datetime.datetime) -> datetime.date:
         return value.date()
 
 
+def local_midnight(day: datetime.date) -> datetime.datetime:
+    """The first instant of a calendar day in TIME_ZONE (as dunning.selectors.local_midnight; here
+    so that orders does not import dunning for it)."""
+    return datetime.datetime.combine(day, datetime.time.min, tzinfo=ZoneInfo(settings.TIME_ZONE))
+
+
 class PaymentMethod(models.Model):
     code = models.SlugField(_("code"), max_length=40, unique=True)
     name = models.CharField(_("name"), max_length=100)

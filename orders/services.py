@@ -23,10 +23,9 @@ from django.utils.translation import gettext_lazy as _
 
 from config.iterables import chunked
 from dunning.models import Reminder
-from dunning.selectors import local_midnight
 from dunning.services import orders_mark_reminded
 
-from .models import OPEN, Order, OrderEvent, local_date
+from .models import OPEN, Order, OrderEvent, local_date, local_midnight
 from .validation import check_paid_at, order_problems
 
 CHUNK_SIZE = 1000
