@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 import django_filters
 from django import forms
-from django.db.models import Case, DateTimeField, F, Q, QuerySet, When
+from django.db.models import Case, DateTimeField, F, Q, QuerySet, Value, When
 from django.http import QueryDict
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -25,13 +25,24 @@ LEVEL_FILTER_CHOICES = [(level.param, level.label) for level in DunningLevel]
 YES_NO = [("true", _("Yes")), ("false", _("No"))]
 
 
+# The last instant a due date can be: order dates after `_LATEST_DUE - term` (stored before they
+# were bounded) would overflow Python's datetime (SQLite computes in Python) or be unreadable
+# from PostgreSQL, so they sort as this instant instead.
+_LATEST_DUE = datetime.datetime(9999, 12, 31, tzinfo=datetime.UTC)
+
+
 def due_at_expression() -> Case:
     """Order date plus the payment term, for sorting by days overdue (portable: the few payment
-    terms become a CASE of timestamp + constant interval)."""
+    terms become a CASE of timestamp + constant interval, clamped at the end of the calendar)."""
     terms = sorted(set(PaymentMethod.objects.values_list("payment_term_days", flat=True)))
-    whens = [
-        When(payment_method__payment_term_days=t, then=F("ordered_at") + datetime.timedelta(days=t)) for t in terms if t
-    ]
+    whens = []
+    for t in terms:
+        if t:
+            term = datetime.timedelta(days=t)
+            whens += [
+                When(payment_method__payment_term_days=t, ordered_at__gte=_LATEST_DUE - term, then=Value(_LATEST_DUE)),
+                When(payment_method__payment_term_days=t, then=F("ordered_at") + term),
+            ]
     return Case(*whens, default=F("ordered_at"), output_field=DateTimeField())
 
 

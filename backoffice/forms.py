@@ -3,6 +3,8 @@ import datetime
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from orders.validation import EARLIEST_DATE
+
 
 class ActionForm(forms.Form):
     """A bulk action without options."""
@@ -20,12 +22,18 @@ class MarkPaidForm(ActionForm):
     def __init__(self, *args, today: datetime.date, **kwargs) -> None:
         super().__init__(*args, today=today, **kwargs)
         self.fields["paid_on"].initial = today
+        self.fields["paid_on"].widget.attrs["min"] = EARLIEST_DATE.isoformat()
         self.fields["paid_on"].widget.attrs["max"] = today.isoformat()
 
     def clean_paid_on(self) -> datetime.date:
+        """Between 2000-01-01 and today; the orders placed after the day are skipped by the service
+        (a selection spans many order dates)."""
         value = self.cleaned_data["paid_on"]
         if value > self.today:
             raise forms.ValidationError(_("The payment date cannot be in the future."))
+        if value < EARLIEST_DATE:
+            raise forms.ValidationError(
+                _("The payment date cannot be before %(earliest)s.") % {"earliest": EARLIEST_DATE.isoformat()})
         return value
 
 

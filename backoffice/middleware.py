@@ -1,5 +1,6 @@
 from collections.abc import Callable
 
+from django.core.exceptions import BadRequest
 from django.http import HttpRequest, HttpResponse
 
 # Everything the back office loads comes from this origin; no inline scripts.
@@ -21,3 +22,22 @@ class ContentSecurityPolicyMiddleware:
         if not request.path.startswith("/admin/"):
             response.headers.setdefault("Content-Security-Policy", CSP)
         return response
+
+
+class RejectNulInQueryMiddleware:
+    """Answers 400 to a query string with a NUL character in a parameter's name or value.
+
+    PostgreSQL text cannot hold NUL: a filter like `?status__exact=%00` in an admin change list
+    reaches the database unchecked and psycopg raises (a 500). Form fields already refuse NUL
+    (ProhibitNullCharactersValidator); admin lookups and searches do not, and no legitimate link
+    carries one, so the query string is checked once here for every page."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "\x00" in request.META.get("QUERY_STRING", "") or any(
+            "\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()
+        ):
+            raise BadRequest("NUL character in the query string")
+        return self.get_response(request)

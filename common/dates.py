@@ -18,8 +18,12 @@ def tz() -> ZoneInfo:
 
 
 def local_date(value: datetime.datetime) -> datetime.date:
-    """The calendar date of an aware datetime in TIME_ZONE."""
-    return value.astimezone(tz()).date()
+    """The calendar date of an aware datetime in TIME_ZONE. Within hours of the ends of the
+    calendar (9999-12-31 23:30 UTC is year 10000 in Berlin) the date where it is stored."""
+    try:
+        return value.astimezone(tz()).date()
+    except OverflowError:
+        return value.date()
 
 
 def local_today(now: datetime.datetime) -> datetime.date:

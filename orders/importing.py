@@ -35,6 +35,15 @@ from common.iterables import chunked
 
 from .audit import order_events_log
 from .models import Order, OrderEvent, PaymentMethod
+from .validation import (
+    EARLIEST_DATE,
+    DateOutOfRange,
+    Later,
+    control_character,
+    later_date_issue,
+    latest_order_date,
+    order_date_in_range,
+)
 
 COLUMNS: tuple[str, ...] = (
     "number", "sales_account", "payment_method", "customer_name", "customer_email", "language", "total",
@@ -56,7 +65,7 @@ _LANGUAGES = frozenset(Language.values)
 _MAX_LENGTH = {name: Order._meta.get_field(name).max_length for name in ("number", "customer_name", "customer_email")}
 
 
-class OrderImportError(Exception):
+class OrderImportError(ValueError):
     """The file cannot be imported. `problems` holds one line per problem ("row 7, column total: ...")."""
 
     def __init__(self, problems: Sequence[str]) -> None:
@@ -154,13 +163,43 @@ def header_problems(header: list[str]) -> list[str]:
 
 def parse_datetime(text: str, tz: ZoneInfo) -> datetime.datetime:
     """ISO 8601 date or date-time; naive values and plain dates are in `tz` (in the hour the clocks go
-    back, the first, summer-time, reading). Raises ValueError."""
+    back, the first, summer-time, reading). Raises ValueError; DateOutOfRange for a value beyond
+    the ends of the calendar in UTC (0001-01-01 in `tz` is 1 BC in UTC)."""
     value = datetime.datetime.fromisoformat(text)
     if timezone.is_naive(value):
         value = value.replace(tzinfo=tz)
     # In UTC: an aware time in the hour the clocks go back compares unequal to every time in another
     # zone (PEP 495), which would make each re-import "change" it.
-    return value.astimezone(datetime.UTC)
+    try:
+        return value.astimezone(datetime.UTC)
+    except OverflowError:
+        raise DateOutOfRange(text) from None
+
+
+def out_of_range(name: str, today: datetime.date) -> str:
+    if name == "ordered_at":
+        return f"is out of range (order dates from {EARLIEST_DATE} to {latest_order_date(today)})"
+    return f"is out of range (from {EARLIEST_DATE} to today, {today})"
+
+
+def date_problems(row: int, dates: dict[str, datetime.datetime | None], raw: dict[str, str],
+                  today: datetime.date) -> list[str]:
+    """Order dates from EARLIEST_DATE to a year after today; paid and cancelled dates from the
+    order's day to today (orders.validation)."""
+    problems = []
+    ordered_at = dates["ordered_at"]
+    if ordered_at is not None and not order_date_in_range(ordered_at, today=today):
+        problems.append(_cell_problem(row, "ordered_at", raw["ordered_at"], out_of_range("ordered_at", today)))
+        ordered_at = None
+    for name in ("paid_at", "cancelled_at"):
+        value = dates[name]
+        issue = None if value is None else later_date_issue(value, ordered_at=ordered_at, today=today)
+        if issue == Later.BEFORE_ORDER:
+            problems.append(_cell_problem(row, name, raw[name],
+                                          f"is before the order date ({dates.local_date(ordered_at)})"))
+        elif issue:
+            problems.append(_cell_problem(row, name, raw[name], out_of_range(name, today)))
+    return problems
 
 
 def parse_total(text: str) -> Decimal:
@@ -211,8 +250,10 @@ def _cell_problem(row: int, column: str, raw: str, reason: str) -> str:
 
 def validate_rows(header: list[str], records: Iterable[list[str]], *, accounts: dict[str, int],
                   methods: dict[str, int], currencies: frozenset[str], tz: ZoneInfo,
-                  account_names: dict[int, str]) -> tuple[list[OrderRow], list[str]]:
-    """Check every row; returns the good rows and one line per problem (all of them, not just the first)."""
+                  account_names: dict[int, str], today: datetime.date) -> tuple[list[OrderRow], list[str]]:
+    """Check every row; returns the good rows and one line per problem (all of them, not just the first).
+    A cell with a control character or line break (NUL, CR, LF, tab, ...) is refused first and
+    alone: its text is never echoed, so every problem stays one line."""
     index = {name: i for i, name in enumerate(header)}
     width = len(header)
     rows: list[OrderRow] = []
@@ -230,6 +271,14 @@ def validate_rows(header: list[str], records: Iterable[list[str]], *, accounts: 
                 continue
             cells = {name: record[i].strip() for name, i in index.items()}
             bad: list[str] = []
+            for name in COLUMNS:
+                char = control_character(record[index[name]])
+                if char:
+                    bad.append(f"row {row_no}, column {name}: contains a control character ({char}); "
+                               "only one line of text is allowed")
+            if bad:
+                problems += bad
+                continue
             for name in COLUMNS:
                 if name in REQUIRED and not cells[name]:
                     bad.append(f"row {row_no}, column {name}: empty (required)")
@@ -271,10 +320,13 @@ def validate_rows(header: list[str], records: Iterable[list[str]], *, accounts: 
                 if cells[name]:
                     try:
                         dates[name] = parse_datetime(cells[name], tz)
+                    except DateOutOfRange:
+                        bad.append(_cell_problem(row_no, name, cells[name], out_of_range(name, today)))
                     except ValueError:
                         bad.append(_cell_problem(row_no, name, cells[name],
                                                  "is not an ISO 8601 date or date-time (e.g. 2026-11-05 or "
                                                  "2026-11-05T14:30:00+01:00)"))
+            bad += date_problems(row_no, dates, cells, today)
             if account_id is not None and cells["number"]:
                 key = (account_id, cells["number"])
                 if key in first_seen:
@@ -313,8 +365,9 @@ def existing_orders(rows: Sequence[OrderRow]) -> dict[tuple[int, str], StoredOrd
     return found
 
 
-def parse_orders_csv(path: Path) -> ParsedFile:
+def parse_orders_csv(path: Path, *, now: datetime.datetime | None = None) -> ParsedFile:
     """Read and validate the file. Raises OrderFileError (unreadable) or OrderImportError (bad rows)."""
+    now = now or timezone.now()
     text = read_text(path)
     try:
         header, records = split_rows(text)
@@ -328,7 +381,7 @@ def parse_orders_csv(path: Path) -> ParsedFile:
     methods = dict(PaymentMethod.objects.values_list("code", "id"))
     rows, problems = validate_rows(
         header, records, accounts=accounts, methods=methods, currencies=frozenset(list_currencies()),
-        tz=dates.tz(), account_names={i: n for n, i in account_pairs})
+        tz=dates.tz(), account_names={i: n for n, i in account_pairs}, today=dates.local_date(now))
     if problems:
         raise OrderImportError(problems)
     return ParsedFile(rows=rows, existing=existing_orders(rows))
@@ -360,6 +413,15 @@ def orders_import(parsed: ParsedFile, *, source: str = "", now: datetime.datetim
     Unchanged orders are not written. Each written order gets an OrderEvent ("imported" or
     "import_updated" with the changed fields)."""
     now = now or timezone.now()
+    # The rows were checked when the file was read; the dates again here, against this `now`, so
+    # no caller of this function stores a date out of range.
+    today = dates.local_date(now)
+    problems = [line for r in parsed.rows for line in date_problems(
+        r.row, {"ordered_at": r.ordered_at, "paid_at": r.paid_at, "cancelled_at": r.cancelled_at},
+        {"ordered_at": r.ordered_at.isoformat(), "paid_at": r.paid_at and r.paid_at.isoformat(),
+         "cancelled_at": r.cancelled_at and r.cancelled_at.isoformat()}, today)]
+    if problems:
+        raise OrderImportError(problems)
     result = ImportResult()
     new: list[OrderRow] = []
     updated: list[tuple[OrderRow, list[str]]] = []
@@ -413,5 +475,5 @@ def import_orders_file(path: Path | str, *, dry_run: bool = False, now: datetime
                        ) -> ImportResult:
     """Validate and import one CSV file (see the module docstring)."""
     path = Path(path)
-    parsed = parse_orders_csv(path)
+    parsed = parse_orders_csv(path, now=now)
     return orders_import(parsed, source=path.name, now=now, dry_run=dry_run)

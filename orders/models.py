@@ -99,11 +99,17 @@ class Order(models.Model):
         return self.language or self.sales_account.language
 
     @property
-    def due_date(self) -> datetime.date:
-        return local_date(self.ordered_at) + datetime.timedelta(days=self.payment_method.payment_term_days)
+    def due_date(self) -> datetime.date | None:
+        """The local order date plus the payment term; None past the end of the calendar (an
+        order date near 9999-12-31 stored before order dates were bounded)."""
+        try:
+            return local_date(self.ordered_at) + datetime.timedelta(days=self.payment_method.payment_term_days)
+        except OverflowError:
+            return None
 
-    def days_overdue(self, today: datetime.date) -> int:
-        return (today - self.due_date).days
+    def days_overdue(self, today: datetime.date) -> int | None:
+        due = self.due_date
+        return None if due is None else (today - due).days
 
 
 class OrderEvent(models.Model):
@@ -123,6 +129,8 @@ class OrderEvent(models.Model):
         CANCELLATION_FLAG_CLEARED = "cancellation_flag_cleared", _("Cancellation flag cleared")
         REMINDER_MARKED_SENT = "reminder_marked_sent", _("In-flight reminder marked as sent")
         REMINDER_MARKED_FAILED = "reminder_marked_failed", _("In-flight reminder marked as failed")
+        ADMIN_CREATED = "admin_created", _("Created in the admin")
+        ADMIN_CHANGED = "admin_changed", _("Changed in the admin")
         # the dunning engine and the provider's delivery events
         REMINDER_SENT = "reminder_sent", _("Reminder sent")
         REMINDER_BOUNCED = "reminder_bounced", _("Reminder bounced")

@@ -4,7 +4,8 @@ is unknown is a reminder's transition: dunning.services.reminders.)
 
 Every service is keyword-only, takes `now` and `user`, locks the rows it changes with
 SELECT ... FOR UPDATE, re-checks them under the lock, changes them with one set-based UPDATE and
-writes one OrderEvent per changed order in the same transaction. Large selections are worked in
+writes one OrderEvent per changed order in the same transaction. Values out of range (see
+orders.validation) raise ValueError: no path stores them. Large selections are worked in
 chunks, one transaction each, so no lock is held for long. Orders that do not qualify are
 skipped and reported with a reason (`BulkSkip`)."""
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import datetime
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,10 +21,12 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from common.dates import end_of_day, local_date
 from common.iterables import chunked
 
 from .audit import order_events_log
 from .models import OPEN, Order, OrderEvent
+from .validation import check_paid_at, order_problems
 
 CHUNK_SIZE = 1000
 
@@ -37,6 +40,7 @@ class BulkSkip(models.TextChoices):
     NOT_BLOCKED = "not_blocked", _("dunning not blocked")
     NOT_PREPAYMENT = "not_prepayment", _("not a prepayment order")
     NOT_FLAGGED = "not_flagged", _("not flagged for cancellation")
+    PAID_BEFORE_ORDERED = "paid_before_ordered", _("payment date before the order date")
 
 
 Action = OrderEvent.Action
@@ -91,14 +95,19 @@ _NOT_OPEN = ~OPEN
 def orders_mark_paid(
     *, order_ids: Iterable[int], paid_at: datetime.datetime, user, now: datetime.datetime
 ) -> BulkResult:
-    """Record the payment of open orders; paid or cancelled ones are skipped."""
+    """Record the payment of open orders; paid or cancelled ones are skipped, and so are orders
+    placed after the day of the payment (a bulk selection spans many order dates: the others
+    are still marked, the late ones reported). Raises ValueError for a payment date before
+    2000-01-01 or after today."""
+    check_paid_at(paid_at, now=now)
+    placed_by_then = Q(ordered_at__lt=end_of_day(local_date(paid_at)))
     return _bulk(
         order_ids=order_ids,
         user=user,
         now=now,
         action=Action.MARKED_PAID,
-        eligible=OPEN,
-        reasons=[(_NOT_OPEN, BulkSkip.NOT_OPEN)],
+        eligible=OPEN & placed_by_then,
+        reasons=[(_NOT_OPEN, BulkSkip.NOT_OPEN), (~placed_by_then, BulkSkip.PAID_BEFORE_ORDERED)],
         values={"paid_at": paid_at},
         details={"paid_at": paid_at.isoformat()},
     )
@@ -169,3 +178,41 @@ def orders_clear_cancellation_flag(*, order_ids: Iterable[int], user, now: datet
         reasons=[(_NOT_OPEN, BulkSkip.NOT_OPEN), (Q(flagged_for_cancellation_at__isnull=True), BulkSkip.NOT_FLAGGED)],
         values={"flagged_for_cancellation_at": None},
     )
+
+
+# --- edits by hand (the admin) -------------------------------------------------------------------
+
+# Written only by the dunning engine (and checked by the database): never taken from an edit.
+_ENGINE_FIELDS = frozenset({"reminders_sent", "last_reminder_at"})
+
+
+def order_save_edit(*, order: Order, fields: Collection[str] | None, user, now: datetime.datetime) -> list[str]:
+    """Save an order created (`fields` None) or edited by hand (`fields`: the fields the person
+    changed), with one OrderEvent ("admin_created" or "admin_changed") naming the fields that
+    changed, in the same transaction; nothing is written when nothing changed. An edit writes only
+    `fields`, onto the row as it is under the lock: what the engine or a colleague changed since
+    the form was opened is kept. Raises ValueError when the result is inconsistent
+    (orders.validation.order_problems; the admin form shows the same reasons). Returns the
+    changed field names."""
+    editable = [f for f in Order._meta.concrete_fields if not f.primary_key and f.name not in _ENGINE_FIELDS]
+    with transaction.atomic():
+        if fields is None:
+            target, action = order, Action.ADMIN_CREATED
+            changed = [f.name for f in editable if getattr(order, f.attname) not in (None, "")]
+        else:
+            target, action = Order.objects.select_for_update().get(pk=order.pk), Action.ADMIN_CHANGED
+            changed = []
+            for f in editable:
+                if f.name in fields and getattr(order, f.attname) != getattr(target, f.attname):
+                    setattr(target, f.attname, getattr(order, f.attname))
+                    changed.append(f.name)
+            if not changed:
+                return []
+        problems = order_problems(target, now=now)
+        if problems:
+            raise ValueError("; ".join(f"{name or 'order'}: {' '.join(msgs)}" for name, msgs in problems.items()))
+        target.save(update_fields=None if fields is None else changed)
+        order_events_log([(target.pk, {"fields": sorted(changed)})], action=action, at=now, user=user)
+    if target is not order:
+        order.refresh_from_db()
+    return changed

@@ -1,6 +1,8 @@
 from decimal import Decimal
 
 from django import template
+from django.template.defaultfilters import date as date_filter
+from django.utils.timezone import template_localtime
 from django.utils.translation import get_language
 
 from dunning.models import DunningLevel
@@ -20,6 +22,20 @@ def money(value: Decimal | None, currency: str = "EUR") -> str:
     if value is None:
         return ""
     return format_money(value, currency or "EUR", _language())
+
+
+@register.filter
+def date_or_dash(value, arg: str = "SHORT_DATE_FORMAT") -> str:
+    """`|date` for the dates of an order: in the local time zone, "" when empty, and "—" for a
+    value the local time zone cannot hold (stored near 9999-12-31 before dates were bounded),
+    where `|date` would raise OverflowError."""
+    if value in (None, ""):
+        return ""
+    try:
+        value = template_localtime(value)
+    except OverflowError:
+        return "—"
+    return date_filter(value, arg)
 
 
 @register.filter
