@@ -316,7 +316,7 @@ def run_naive(now_iso: str, account_id: int) -> dict:
 
     from common.dates import local_date
     from dunning.models import DunningConfig, Reminder, ReminderAssignment
-    from dunning.templating import CompiledTemplate, order_context
+    from dunning.templating import CompiledTemplate, render_reminder
     from orders.models import Order
 
     now = datetime.datetime.fromisoformat(now_iso)
@@ -337,8 +337,7 @@ def run_naive(now_iso: str, account_id: int) -> dict:
             locked = Order.objects.select_for_update().get(pk=order.pk)
             if locked.reminders_sent != 0 or Reminder.objects.filter(order=locked, level=1).exists():
                 continue
-            rendered = CompiledTemplate(assignment.template).render(
-                order_context(locked, level=1, today=today, language=locked.effective_language))
+            rendered = render_reminder(CompiledTemplate(assignment.template), locked, level=1, now=now)
             reminder = Reminder.objects.create(order=locked, level=1, trigger="automatic",
                                                recipient=locked.customer_email, subject=rendered.subject,
                                                body=rendered.body, created_at=now)
