@@ -138,3 +138,31 @@ def test_mark_sent_service_keeps_a_higher_count(place):
     services.reminder_mark_sent(reminder_id=reminder.pk, user=UserFactory(), now=timezone.now())
     order.refresh_from_db()
     assert order.reminders_sent == 2
+
+
+def test_a_reminder_still_in_flight_cannot_be_settled_by_a_direct_post(bo_client, place):
+    """The 15-minute rule is the server's: the page hides the buttons for a young pending reminder,
+    and a POST made anyway (an old tab, a script) changes nothing and says why."""
+    order = place(10)
+    reminder = ReminderFactory(order=order, level=1, status=Reminder.Status.PENDING,
+                               created_at=timezone.now() - datetime.timedelta(minutes=3))
+    for outcome in ("sent", "failed"):
+        response = bo_client.post(f"/orders/reminders/{reminder.pk}/resolve/", {"outcome": outcome}, follow=True)
+        assert response.status_code == 200
+        assert "noch unterwegs" in response.content.decode()
+    reminder.refresh_from_db()
+    order.refresh_from_db()
+    assert reminder.status == Reminder.Status.PENDING and order.reminders_sent == 0
+    assert not OrderEvent.objects.filter(order=order).exists()
+
+
+def test_the_history_shows_every_action_by_its_label(bo_client, place):
+    """Bounce, complaint, import and admin events read as sentences, never as raw codes."""
+    order = place(10)
+    for action in OrderEvent.Action:
+        OrderEvent.objects.create(order=order, action=action, at=timezone.now(), details={})
+    html = bo_client.get(url(order)).content.decode()
+    for action in OrderEvent.Action:
+        assert f"<td>{action.value}</td>" not in html, action
+    for label in ("Mahnung unzustellbar", "Als Spam gemeldet", "Importiert", "Im Admin geändert"):
+        assert label in html, label
