@@ -28,12 +28,6 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped where everything must run (MAHNWESEN_NO_SKIP=1): {report.longrepr}"
 
 
-@pytest.fixture(autouse=True)
-def _fast_retries(settings):
-    settings.DUNNING_RETRY_BACKOFF_SECONDS = 0
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-
-
 @pytest.fixture
 def now() -> datetime.datetime:
     return NOW
