@@ -14,8 +14,6 @@ from tests.factories import (
     berlin,
 )
 
-NOW = berlin(2026, 11, 26, 10, 0)
-
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
@@ -30,7 +28,9 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def now() -> datetime.datetime:
-    return NOW
+    """The tests' clock: the one "now" of every test that works at a fixed time (Thursday 26.11.2026,
+    10:00 in Berlin). Services take it explicitly; dates in the tests are written relative to it."""
+    return berlin(2026, 11, 26, 10, 0)
 
 
 @pytest.fixture
