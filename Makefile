@@ -1,11 +1,11 @@
-# Mahnwesen: `make run` (install, migrate, demo data, web + worker + beat) and `make test`.
+# Mahnwesen: `make run` (install, migrate, demo data, web + worker + beat), `make test` and `make test-fast`.
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 export DJANGO_DEBUG ?= true
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test test-fast lint bench clean
 
 $(BIN)/activate: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found; set PYTHON=...)"; exit 1; }
@@ -23,6 +23,10 @@ run: install
 
 test: install
 	$(BIN)/pytest
+
+# the core run: everything but tests/integration/ (Celery worker and broker, concurrency, SIGKILL, browser)
+test-fast: install
+	$(BIN)/pytest -m "not integration"
 
 lint: install
 	$(BIN)/ruff check .

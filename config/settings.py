@@ -17,7 +17,7 @@ VAR_DIR = Path(env_str("MAHNWESEN_VAR_DIR", str(BASE_DIR / "var")))
 DEBUG = env_bool("DJANGO_DEBUG", False)
 SECRET_KEY = env_str("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
-    if not (DEBUG or "PYTEST_VERSION" in os.environ):
+    if not DEBUG:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY is not set (set DJANGO_DEBUG=true for development).")
     SECRET_KEY = "django-insecure-development-only-" + "k" * 40
 
@@ -179,7 +179,7 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"
-            if env_bool("DJANGO_STATIC_MANIFEST", not DEBUG and "PYTEST_VERSION" not in os.environ)
+            if env_bool("DJANGO_STATIC_MANIFEST", not DEBUG)
             else "django.contrib.staticfiles.storage.StaticFilesStorage"
         )
     },

@@ -14,8 +14,6 @@ from tests.factories import (
     berlin,
 )
 
-NOW = berlin(2026, 11, 26, 10, 0)
-
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
@@ -28,15 +26,11 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped where everything must run (MAHNWESEN_NO_SKIP=1): {report.longrepr}"
 
 
-@pytest.fixture(autouse=True)
-def _fast_retries(settings):
-    settings.DUNNING_RETRY_BACKOFF_SECONDS = 0
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-
-
 @pytest.fixture
 def now() -> datetime.datetime:
-    return NOW
+    """The tests' clock: the one "now" of every test that works at a fixed time (Thursday 26.11.2026,
+    10:00 in Berlin). Services take it explicitly; dates in the tests are written relative to it."""
+    return berlin(2026, 11, 26, 10, 0)
 
 
 @pytest.fixture

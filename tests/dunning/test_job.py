@@ -19,8 +19,6 @@ from tests.factories import (
     berlin,
 )
 
-NOW = berlin(2026, 11, 26, 10, 0)
-
 
 @pytest.fixture
 def prepay_config(account, prepayment):
@@ -28,52 +26,58 @@ def prepay_config(account, prepayment):
                                 cancellation_action=DunningConfig.CancellationAction.FLAG)
 
 
-def prepay_order(prepayment, days_ago, **kw):
-    return OrderFactory(payment_method=prepayment, ordered_at=NOW - datetime.timedelta(days=days_ago), **kw)
+@pytest.fixture
+def prepay_order(prepayment, now):
+    """prepay_order(days_ago, **kw): a prepayment order placed `days_ago` days before `now`."""
+
+    def _order(days_ago, **kw):
+        return OrderFactory(payment_method=prepayment, ordered_at=now - datetime.timedelta(days=days_ago), **kw)
+
+    return _order
 
 
-def test_only_levels_with_send_automatically_are_sent(config, account):
+def test_only_levels_with_send_automatically_are_sent(config, account, now):
     ReminderAssignmentFactory(sales_account=account, level=1, send_automatically=False)
     ReminderAssignmentFactory(sales_account=account, level=2, send_automatically=True)
     level1 = OrderFactory(ordered_at=berlin(2026, 9, 1))
     level2 = OrderFactory(ordered_at=berlin(2026, 9, 1), reminders_sent=1, last_reminder_at=berlin(2026, 10, 1))
-    run = services.dunning_run_execute(now=NOW)
+    run = services.dunning_run_execute(now=now)
     assert run.sent == 1
     assert [m.to[0] for m in mail.outbox] == [level2.customer_email]
     assert Order.objects.get(pk=level1.pk).reminders_sent == 0
     assert run.details["levels"] == {"Webshop": {"2": {"sent": 1}}}
 
 
-def test_one_run_moves_an_order_up_one_level_only(account, invoice):
+def test_one_run_moves_an_order_up_one_level_only(account, invoice, now):
     DunningConfigFactory(sales_account=account, payment_method=invoice, level_1_days=0, level_2_days=1,
                          level_3_days=2, min_days_between_reminders=0)
     for level in (1, 2, 3):
         ReminderAssignmentFactory(sales_account=account, level=level)
     order = OrderFactory(ordered_at=berlin(2026, 9, 1))
-    services.dunning_run_execute(now=NOW)
+    services.dunning_run_execute(now=now)
     assert Order.objects.get(pk=order.pk).reminders_sent == 1
-    services.dunning_run_execute(now=NOW + datetime.timedelta(minutes=5))
+    services.dunning_run_execute(now=now + datetime.timedelta(minutes=5))
     assert Order.objects.get(pk=order.pk).reminders_sent == 2
 
 
-def test_inactive_config_and_inactive_assignment_send_nothing(config, assignments):
+def test_inactive_config_and_inactive_assignment_send_nothing(config, assignments, now):
     OrderFactory(ordered_at=berlin(2026, 9, 1))
     DunningConfig.objects.update(is_active=False)
-    assert services.dunning_run_execute(now=NOW).sent == 0
+    assert services.dunning_run_execute(now=now).sent == 0
     DunningConfig.objects.update(is_active=True)
     ReminderAssignment.objects.update(send_automatically=False)
-    assert services.dunning_run_execute(now=NOW).sent == 0
+    assert services.dunning_run_execute(now=now).sent == 0
     assert mail.outbox == []
 
 
-def test_prepayment_orders_are_flagged_once_with_one_notice_per_account(prepay_config, prepayment):
-    old = prepay_order(prepayment, 14, total=5)  # "whatever their amount"
-    young = prepay_order(prepayment, 13)
-    blocked = prepay_order(prepayment, 30, dunning_blocked=True)
-    paid = prepay_order(prepayment, 30, paid_at=NOW)
-    run = services.dunning_run_execute(now=NOW)
+def test_prepayment_orders_are_flagged_once_with_one_notice_per_account(prepay_config, now, prepay_order):
+    old = prepay_order(14, total=5)  # "whatever their amount"
+    young = prepay_order(13)
+    blocked = prepay_order(30, dunning_blocked=True)
+    paid = prepay_order(30, paid_at=now)
+    run = services.dunning_run_execute(now=now)
     assert run.flagged == 1 and run.cancelled == 0
-    assert Order.objects.get(pk=old.pk).flagged_for_cancellation_at == NOW
+    assert Order.objects.get(pk=old.pk).flagged_for_cancellation_at == now
     for untouched in (young, blocked, paid):
         assert Order.objects.get(pk=untouched.pk).flagged_for_cancellation_at is None
     notices = [m for m in mail.outbox if m.to == ["team@shop.example"]]
@@ -81,44 +85,44 @@ def test_prepayment_orders_are_flagged_once_with_one_notice_per_account(prepay_c
     assert old.number in notices[0].body and young.number not in notices[0].body
     # next run: already flagged, not listed again, no empty notice
     mail.outbox = []
-    run2 = services.dunning_run_execute(now=NOW + datetime.timedelta(hours=1))
+    run2 = services.dunning_run_execute(now=now + datetime.timedelta(hours=1))
     assert run2.flagged == 0 and mail.outbox == []
 
 
-def test_cancel_and_release(prepay_config, prepayment):
+def test_cancel_and_release(prepay_config, now, prepay_order):
     DunningConfig.objects.filter(pk=prepay_config.pk).update(
         cancellation_action=DunningConfig.CancellationAction.CANCEL_AND_RELEASE)
-    order = prepay_order(prepayment, 20)
-    run = services.dunning_run_execute(now=NOW)
+    order = prepay_order(20)
+    run = services.dunning_run_execute(now=now)
     order.refresh_from_db()
     assert run.cancelled == 1
-    assert order.cancelled_at == NOW and order.reservation_released_at == NOW
+    assert order.cancelled_at == now and order.reservation_released_at == now
     assert order.events.filter(action="auto_cancel_and_release_reservation").exists()
 
 
-def test_cancel_respects_only_orders_since(prepay_config, prepayment):
+def test_cancel_respects_only_orders_since(prepay_config, prepayment, now, prepay_order):
     DunningConfig.objects.filter(pk=prepay_config.pk).update(
         cancellation_action=DunningConfig.CancellationAction.CANCEL, only_orders_since=datetime.date(2026, 11, 1))
-    before = prepay_order(prepayment, 30)
+    before = prepay_order(30)
     after = OrderFactory(payment_method=prepayment, ordered_at=berlin(2026, 11, 1, 0, 0))
-    services.dunning_run_execute(now=NOW)
+    services.dunning_run_execute(now=now)
     assert Order.objects.get(pk=before.pk).cancelled_at is None
-    assert Order.objects.get(pk=after.pk).cancelled_at == NOW
+    assert Order.objects.get(pk=after.pk).cancelled_at == now
 
 
-def test_notices_go_to_each_account_team(prepayment):
+def test_notices_go_to_each_account_team(prepayment, now):
     for name in ("Webshop", "eBay"):
         account = SalesAccountFactory(name=name, team_email=f"team@{name.lower()}.example")
         DunningConfigFactory(sales_account=account, payment_method=prepayment, cancel_after_days=7)
-        OrderFactory(sales_account=account, payment_method=prepayment, ordered_at=NOW - datetime.timedelta(days=9))
-    services.dunning_run_execute(now=NOW)
+        OrderFactory(sales_account=account, payment_method=prepayment, ordered_at=now - datetime.timedelta(days=9))
+    services.dunning_run_execute(now=now)
     assert sorted(m.to[0] for m in mail.outbox) == ["team@ebay.example", "team@webshop.example"]
 
 
-def test_dry_run_changes_and_sends_nothing(config, assignments, prepay_config, prepayment):
+def test_dry_run_changes_and_sends_nothing(config, assignments, prepay_config, now, prepay_order):
     due = OrderFactory(ordered_at=berlin(2026, 9, 1))
-    prepay_order(prepayment, 20)
-    run = services.dunning_run_execute(now=NOW, dry_run=True)
+    prepay_order(20)
+    run = services.dunning_run_execute(now=now, dry_run=True)
     assert run.dry_run and run.sent == 0
     assert run.details["levels"] == {"Webshop": {"1": {"due": 2}}}  # the prepayment order is due too
     assert run.details["cancellation"] == {"Webshop": {"flagged": 1, "cancelled": 0}}

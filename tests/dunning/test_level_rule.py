@@ -13,11 +13,10 @@ from dunning.models import DunningLevel
 from tests.factories import DunningConfigFactory, OrderFactory, PaymentMethodFactory, SalesAccountFactory, berlin
 
 UTC = datetime.UTC
-NOW = berlin(2026, 11, 26, 10, 0)
 COMPLETED = DunningLevel.COMPLETED
 
 
-def level_of(order, now=NOW):
+def level_of(order, now):
     configs = selectors.active_configs()
     found = [lvl for lvl in selectors.ALL_LEVELS
              if selectors.orders_at_level(lvl, now=now, configs=configs).filter(pk=order.pk).exists()]
@@ -64,31 +63,31 @@ CASES = [
 
 
 @pytest.mark.parametrize(("order_kwargs", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_level_table(db, order_kwargs, expected):
+def test_level_table(db, now, order_kwargs, expected):
     account = SalesAccountFactory(name="Webshop")
     invoice = PaymentMethodFactory(code="invoice", payment_term_days=14)
     DunningConfigFactory(sales_account=account, payment_method=invoice, minimum_amount=Decimal("10.00"),
                          only_orders_since=datetime.date(2026, 7, 1))
     kwargs = {"total": Decimal("49.90"), **order_kwargs}
     order = OrderFactory(sales_account=account, payment_method=invoice, **kwargs)
-    assert level_of(order) == expected
+    assert level_of(order, now) == expected
 
 
-def test_inactive_config_puts_no_order_in_any_level(db):
+def test_inactive_config_puts_no_order_in_any_level(db, now):
     config = DunningConfigFactory(is_active=False)
     order = OrderFactory(sales_account=config.sales_account, payment_method=config.payment_method,
                          ordered_at=berlin(2026, 9, 1, 8))
     done = OrderFactory(sales_account=config.sales_account, payment_method=config.payment_method,
                         ordered_at=berlin(2026, 9, 1, 8), reminders_sent=3, last_reminder_at=berlin(2026, 10, 1))
-    assert level_of(order) is None
-    assert level_of(done) is None
+    assert level_of(order, now) is None
+    assert level_of(done, now) is None
 
 
-def test_order_without_config_is_in_no_level(db):
+def test_order_without_config_is_in_no_level(db, now):
     DunningConfigFactory()  # invoice config of Webshop
     other_method = PaymentMethodFactory(code="paypal", payment_term_days=0)
     order = OrderFactory(payment_method=other_method, ordered_at=berlin(2026, 9, 1, 8))
-    assert level_of(order) is None
+    assert level_of(order, now) is None
 
 
 @pytest.mark.parametrize(("now", "ordered_at", "expected"), [
@@ -124,7 +123,7 @@ def test_gap_counts_calendar_days_across_dst(db):
     assert level_of(order, now=berlin(2026, 11, 1, 0, 0)) == 2
 
 
-def test_level_annotation_agrees_with_filters(db):
+def test_level_annotation_agrees_with_filters(db, now):
     config = DunningConfigFactory()
     kw = dict(sales_account=config.sales_account, payment_method=config.payment_method)
     orders = {
@@ -137,11 +136,11 @@ def test_level_annotation_agrees_with_filters(db):
     from orders.models import Order
 
     configs = selectors.active_configs()
-    annotated = dict(Order.objects.annotate(level=selectors.level_annotation(now=NOW, configs=configs))
+    annotated = dict(Order.objects.annotate(level=selectors.level_annotation(now=now, configs=configs))
                      .values_list("id", "level"))
     assert annotated == {o.id: lvl for lvl, o in orders.items()}
 
 
-def test_unknown_level_is_refused(db):
+def test_unknown_level_is_refused(db, now):
     with pytest.raises(ValueError, match="unknown dunning level"):
-        selectors.level_q(5, now=NOW, configs=[])
+        selectors.level_q(5, now=now, configs=[])

@@ -25,7 +25,6 @@ DONE = "/accounts/password_reset/done/"
 PASSWORD = "secret-pass-123"
 ALICE = "198.51.100.23"
 MALLORY = "203.0.113.66"
-NOW = datetime.datetime(2026, 11, 26, 10, 0, tzinfo=datetime.UTC)
 
 
 @pytest.fixture(autouse=True)
@@ -137,14 +136,14 @@ def test_the_login_page_links_to_the_reset_when_it_is_on(enabled, db):
 
 # --- the counter ---------------------------------------------------------------------------------
 
-def test_never_more_than_the_limit_in_any_hour_and_allowed_again_later(settings):
+def test_never_more_than_the_limit_in_any_hour_and_allowed_again_later(settings, now):
     from accounts.services import password_reset_allowed  # here: the attack tests above ran before it existed
 
     settings.PASSWORD_RESET_LIMIT_PER_EMAIL = 3
 
     def allowed(minutes: int, email: str = "a@shop.example") -> bool:
         return password_reset_allowed(email=email, client=f"192.0.2.{minutes % 250}",
-                                      now=NOW + datetime.timedelta(minutes=minutes))
+                                      now=now + datetime.timedelta(minutes=minutes))
 
     assert [allowed(m) for m in (0, 50, 59)] == [True] * 3
     assert not allowed(61)  # the next clock hour, but within an hour of the last three
@@ -153,7 +152,7 @@ def test_never_more_than_the_limit_in_any_hour_and_allowed_again_later(settings)
 
 
 @pytest.mark.redis
-def test_the_counter_works_on_redis_shared_by_all_processes(settings):
+def test_the_counter_works_on_redis_shared_by_all_processes(settings, now):
     """Compose sets CACHE_URL to Redis so every gunicorn worker counts together: the same counter
     through Redis (own key prefix, nothing cleared)."""
     from accounts.services import password_reset_allowed
@@ -170,10 +169,10 @@ def test_the_counter_works_on_redis_shared_by_all_processes(settings):
                                    "KEY_PREFIX": prefix, "TIMEOUT": 60}}
     settings.PASSWORD_RESET_LIMIT_PER_EMAIL = 3
     try:
-        results = [password_reset_allowed(email="a@shop.example", client=f"192.0.2.{n}", now=NOW) for n in range(5)]
+        results = [password_reset_allowed(email="a@shop.example", client=f"192.0.2.{n}", now=now) for n in range(5)]
         assert results == [True, True, True, False, False]
-        assert not password_reset_allowed(email="a@shop.example", client=ALICE, now=NOW + datetime.timedelta(hours=1))
-        assert password_reset_allowed(email="a@shop.example", client=ALICE, now=NOW + datetime.timedelta(hours=2))
+        assert not password_reset_allowed(email="a@shop.example", client=ALICE, now=now + datetime.timedelta(hours=1))
+        assert password_reset_allowed(email="a@shop.example", client=ALICE, now=now + datetime.timedelta(hours=2))
     finally:
         client = redis.Redis.from_url(url)
         for key in client.scan_iter(f"{prefix}:*"):

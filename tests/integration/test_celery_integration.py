@@ -82,7 +82,6 @@ def worker(postgres_test_database, redis_broker, tmp_path):
         "DJANGO_DEBUG": "true",
         "DUNNING_RETRY_BACKOFF_SECONDS": "0",
     }
-    env.pop("PYTEST_VERSION", None)
     command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "-c", "1", "-Q", queue,
                "-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{queue}@%h"]
     with log_path.open("wb") as log:

@@ -14,7 +14,6 @@ from tests.concurrency import run_in_threads
 from tests.factories import DunningConfigFactory, OrderFactory, ReminderAssignmentFactory, berlin
 from tests.fake_esp import ScriptedBackend
 
-NOW = berlin(2026, 11, 26, 10, 0)
 ORDERS = 300
 RUNS = 4
 
@@ -36,9 +35,9 @@ def setup(require_postgres, settings):
     ScriptedBackend.reset()
 
 
-def test_concurrent_job_runs_send_each_reminder_once(setup):
+def test_concurrent_job_runs_send_each_reminder_once(setup, now):
     runs = []
-    run_in_threads(*[lambda: runs.append(services.dunning_run_execute(now=NOW)) for _ in range(RUNS)])
+    run_in_threads(*[lambda: runs.append(services.dunning_run_execute(now=now)) for _ in range(RUNS)])
     per_recipient = Counter(m.to[0] for m in mail.outbox)
     assert len(per_recipient) == ORDERS
     assert set(per_recipient.values()) == {1}
@@ -47,13 +46,13 @@ def test_concurrent_job_runs_send_each_reminder_once(setup):
     assert set(Order.objects.values_list("reminders_sent", flat=True)) == {1}
 
 
-def test_concurrent_runs_and_manual_notify_across_levels(setup):
+def test_concurrent_runs_and_manual_notify_across_levels(setup, now):
     ids = [o.id for o in setup]
-    later = [NOW, berlin(2026, 12, 3, 10), berlin(2026, 12, 10, 10)]
-    for level, now in enumerate(later, start=1):
-        targets = [lambda now=now: services.dunning_run_execute(now=now) for _ in range(RUNS - 1)]
-        targets.append(lambda level=level, now=now: services.orders_notify(order_ids=ids, level=level, user=None,
-                                                                             now=now))
+    later = [now, berlin(2026, 12, 3, 10), berlin(2026, 12, 10, 10)]
+    for level, at in enumerate(later, start=1):
+        targets = [lambda at=at: services.dunning_run_execute(now=at) for _ in range(RUNS - 1)]
+        targets.append(lambda level=level, at=at: services.orders_notify(order_ids=ids, level=level, user=None,
+                                                                           now=at))
         run_in_threads(*targets)
     per_pair = Counter((m.to[0], m.tags[-1]) for m in mail.outbox)
     assert len(per_pair) == ORDERS * 3
@@ -62,19 +61,19 @@ def test_concurrent_runs_and_manual_notify_across_levels(setup):
     assert Reminder.objects.filter(status="sent").count() == ORDERS * 3
 
 
-def test_unique_constraint_is_the_last_line_of_defence(setup):
+def test_unique_constraint_is_the_last_line_of_defence(setup, now):
     """Even a caller that skips the lock and re-check cannot store a second live reminder."""
     from django.db import IntegrityError, transaction
 
     order = setup[0]
     Reminder.objects.create(order=order, level=1, trigger="automatic", recipient="a@example.com", subject="s",
-                            body="b", status="pending", created_at=NOW)
+                            body="b", status="pending", created_at=now)
     with pytest.raises(IntegrityError), transaction.atomic():
         Reminder.objects.create(order=order, level=1, trigger="manual", recipient="a@example.com", subject="s",
-                                body="b", status="sent", created_at=NOW)
+                                body="b", status="sent", created_at=now)
 
 
-def test_database_connection_dropped_mid_run(setup, settings):
+def test_database_connection_dropped_mid_run(setup, settings, now):
     """The connection is killed by the server while e-mails go out: the write-back reconnects, so
     every reminder is recorded once, nothing is sent twice, none is left in flight."""
     import psycopg
@@ -92,7 +91,7 @@ def test_database_connection_dropped_mid_run(setup, settings):
                 admin.execute("SELECT pg_terminate_backend(%s)", [pid])
 
     ScriptedBackend.crash_after_send = kill_connection_once
-    run = services.dunning_run_execute(now=NOW)
+    run = services.dunning_run_execute(now=now)
     assert connection.connection.info.backend_pid != pid  # it reconnected
     assert run.sent == ORDERS and not run.error
     assert Counter(m.to[0] for m in mail.outbox).most_common(1)[0][1] == 1

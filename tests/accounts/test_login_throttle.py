@@ -28,6 +28,7 @@ def _settings_module(monkeypatch, *, behind_proxy: bool):
     tests check the real settings code of both modes whatever the environment running them says."""
     monkeypatch.delenv("DJANGO_BEHIND_PROXY", raising=False)
     monkeypatch.setenv("DJANGO_TRUSTED_PROXIES", PROXY if behind_proxy else "")
+    monkeypatch.setenv("DJANGO_SECRET_KEY", django_settings.SECRET_KEY)  # required with DEBUG off
     spec = importlib.util.spec_from_file_location("config._settings_probe",
                                                   Path(config.__file__).parent / "settings.py")
     module = importlib.util.module_from_spec(spec)
@@ -41,11 +42,6 @@ def _apply_ip_settings(settings, module) -> None:
             setattr(settings, name, getattr(module, name))
         elif hasattr(settings, name):
             delattr(settings, name)
-
-
-@pytest.fixture(autouse=True)
-def _fast_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # some 60 sign-ins here
 
 
 @pytest.fixture

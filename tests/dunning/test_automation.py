@@ -5,10 +5,9 @@ import datetime
 import pytest
 from django.urls import reverse
 
-from dunning import automation, services, tasks
+from dunning import automation, tasks
 from dunning.automation import automation_status, automation_tick, automation_update
-from dunning.models import AutomationChange, DunningAutomation, DunningRun, Reminder
-from tests.concurrency import run_in_threads
+from dunning.models import AutomationChange, DunningAutomation, DunningRun
 from tests.factories import OrderFactory, berlin
 
 MIN = datetime.timedelta(minutes=1)
@@ -306,37 +305,3 @@ def test_only_the_last_20_runs_are_listed(en_client, support_user, now):
     DunningRun.objects.bulk_create([DunningRun(trigger="scheduled", started_at=now - i * MIN) for i in range(25)])
     en_client.force_login(support_user)
     assert len(en_client.get(CHANGE_URL).context["runs"]) == 20
-
-
-# --- concurrency (PostgreSQL) ----------------------------------------------------------------------
-
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_ticks_give_one_run(require_postgres, config, assignments, now, mailoutbox):
-    for day in range(1, 6):
-        OrderFactory(ordered_at=berlin(2026, 11, day, 12))
-    switch(enabled=True, interval=60)
-    results = run_in_threads(*[lambda: automation_tick(now=now)] * 4)
-    runs = [r for r in results if r is not None]
-    assert len(runs) == 1
-    assert DunningRun.objects.count() == 1
-    assert Reminder.objects.filter(status="sent").count() == 5 == len(mailoutbox)
-    assert DunningAutomation.objects.get(pk=1).lease_owner == ""
-
-
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_run_dunning_alongside_a_scheduled_run_sends_each_reminder_once(require_postgres, config, assignments,
-                                                                        now, mailoutbox, settings):
-    settings.DUNNING_BATCH_SIZE = 7  # several chunks, so the two runs interleave
-    orders = [OrderFactory(ordered_at=berlin(2026, 11, 1, 12) + datetime.timedelta(minutes=i)) for i in range(60)]
-    switch(enabled=True, interval=60)
-    results = run_in_threads(
-        lambda: automation_tick(now=now),
-        lambda: services.dunning_run_execute(now=now, trigger=DunningRun.Trigger.COMMAND),
-    )
-    scheduled, command = results
-    assert scheduled is not None and command is not None
-    assert scheduled.sent + command.sent == len(orders)
-    assert Reminder.objects.count() == len(orders) == len(mailoutbox)
-    assert sorted(Reminder.objects.values_list("order_id", flat=True)) == sorted(o.id for o in orders)

@@ -2,7 +2,6 @@
 tests and Postmark's webhook docs): delivered, bounced, complained; duplicates, order, auth, strangers."""
 
 import base64
-import copy
 import json
 import uuid
 
@@ -15,7 +14,6 @@ from dunning.models import Reminder, TrackingEvent
 from dunning.tracking import reminder_track_event
 from dunning.tracking_token import reminder_id_from_token, reminder_token
 from orders.models import OrderEvent
-from tests.concurrency import run_in_threads
 from tests.factories import OrderFactory, ReminderFactory, berlin
 
 WEBHOOK = "/webhooks/anymail/postmark/tracking/"
@@ -345,26 +343,8 @@ def test_a_sent_reminder_is_found_by_the_provider_message_id(config, assignments
     assert status_of(reminder) == Reminder.Status.DELIVERED
 
 
-# --- concurrency (PostgreSQL) -----------------------------------------------------------------------
-
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("known", [True, False], ids=["known-message", "unknown-message"])
-def test_the_same_event_twice_at_the_same_time_is_recorded_once(require_postgres, known):
-    reminder = ReminderFactory(status=Reminder.Status.SENT, message_id=str(uuid.uuid4()))
-    kwargs = dict(message_id=reminder.message_id if known else str(uuid.uuid4()), event_type="bounced",
-                  event_id="4323372036", timestamp=None, description="Hard bounce", provider="Postmark",
-                  metadata=metadata(reminder) if known else {})
-    results = run_in_threads(*[lambda: reminder_track_event(**copy.deepcopy(kwargs))] * 4)
-    assert sum(r is not None for r in results) == 1
-    assert TrackingEvent.objects.count() == 1
-    assert OrderEvent.objects.filter(action="reminder_bounced").count() == (1 if known else 0)
-    assert status_of(reminder) == (Reminder.Status.BOUNCED if known else Reminder.Status.SENT)
-
-
 def test_delivered_event_settles_a_reminder_whose_outcome_was_unknown(db):
     """A read timeout left the reminder in flight; the provider's "delivered" proves it went out."""
-    from dunning.tracking import reminder_track_event
     from orders.models import Order
     from tests.factories import OrderFactory, berlin
 
