@@ -30,7 +30,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Language, SalesAccount
-from common import dates
+from common.dates import local_date, tz
 from common.iterables import chunked
 
 from .audit import order_events_log
@@ -196,7 +196,7 @@ def date_problems(row: int, dates: dict[str, datetime.datetime | None], raw: dic
         issue = None if value is None else later_date_issue(value, ordered_at=ordered_at, today=today)
         if issue == Later.BEFORE_ORDER:
             problems.append(_cell_problem(row, name, raw[name],
-                                          f"is before the order date ({dates.local_date(ordered_at)})"))
+                                          f"is before the order date ({local_date(ordered_at)})"))
         elif issue:
             problems.append(_cell_problem(row, name, raw[name], out_of_range(name, today)))
     return problems
@@ -381,7 +381,7 @@ def parse_orders_csv(path: Path, *, now: datetime.datetime | None = None) -> Par
     methods = dict(PaymentMethod.objects.values_list("code", "id"))
     rows, problems = validate_rows(
         header, records, accounts=accounts, methods=methods, currencies=frozenset(list_currencies()),
-        tz=dates.tz(), account_names={i: n for n, i in account_pairs}, today=dates.local_date(now))
+        tz=tz(), account_names={i: n for n, i in account_pairs}, today=local_date(now))
     if problems:
         raise OrderImportError(problems)
     return ParsedFile(rows=rows, existing=existing_orders(rows))
@@ -415,7 +415,7 @@ def orders_import(parsed: ParsedFile, *, source: str = "", now: datetime.datetim
     now = now or timezone.now()
     # The rows were checked when the file was read; the dates again here, against this `now`, so
     # no caller of this function stores a date out of range.
-    today = dates.local_date(now)
+    today = local_date(now)
     problems = [line for r in parsed.rows for line in date_problems(
         r.row, {"ordered_at": r.ordered_at, "paid_at": r.paid_at, "cancelled_at": r.cancelled_at},
         {"ordered_at": r.ordered_at.isoformat(), "paid_at": r.paid_at and r.paid_at.isoformat(),
