@@ -164,5 +164,5 @@ def test_the_history_shows_every_action_by_its_label(bo_client, place):
     html = bo_client.get(url(order)).content.decode()
     for action in OrderEvent.Action:
         assert f"<td>{action.value}</td>" not in html, action
-    for label in ("Mahnung unzustellbar", "Als Spam gemeldet", "Importiert", "Im Admin geändert"):
+    for label in ("Mahnung unzustellbar", "Als Spam gemeldet", "Importiert", "In der Verwaltung geändert"):
         assert label in html, label
