@@ -14,6 +14,8 @@ from django.utils.text import Truncator
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from common.admin import ReadOnlyAdminMixin
+
 from . import activation
 from .automation import automation_status, automation_update
 from .models import (
@@ -294,7 +296,7 @@ class EventTypeFilter(StaticChoicesFilter):
 
 
 @admin.register(TrackingEvent)
-class TrackingEventAdmin(admin.ModelAdmin):
+class TrackingEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """What the provider's tracking webhook reported and what it did to the reminder, read-only:
     visible with the view permission (the back-office group has it), never added, changed or
     deleted by hand. Search: a provider message id, exactly (with or without its angle brackets)."""
@@ -323,15 +325,6 @@ class TrackingEventAdmin(admin.ModelAdmin):
             return queryset, False
         bare = term.removeprefix("<").removesuffix(">")
         return queryset.filter(message_id__in=[bare, f"<{bare}>"]), False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
 from . import admin_templates  # noqa: E402,F401  (EmailTemplate and Reminder admin)

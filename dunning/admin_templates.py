@@ -5,6 +5,8 @@ from django.contrib import admin
 from django.db import models
 from django.http import HttpRequest
 
+from common.admin import ReadOnlyAdminMixin
+
 from .models import EmailTemplate, Reminder
 from .templating import PLACEHOLDERS, CompiledTemplate, sample_context
 
@@ -34,21 +36,12 @@ class EmailTemplateAdmin(admin.ModelAdmin):
 
 
 @admin.register(Reminder)
-class ReminderAdmin(admin.ModelAdmin):
+class ReminderAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["order", "level", "trigger", "status", "recipient", "created_at", "sent_at", "sent_by"]
     list_filter = ["status", "level", "trigger"]
     search_fields = ["order__number", "recipient", "message_id"]
     list_select_related = ["order", "order__sales_account", "sent_by"]
     show_full_result_count = False
     readonly_fields = [f.name for f in Reminder._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
 
 
