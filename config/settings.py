@@ -231,6 +231,8 @@ DUNNING_LEASE_MINUTES = env_int("DUNNING_LEASE_MINUTES", 30)
 DUNNING_SEND_RETRIES = env_int("DUNNING_SEND_RETRIES", 3)
 DUNNING_RETRY_BACKOFF_SECONDS = float(env_str("DUNNING_RETRY_BACKOFF_SECONDS", "1.0"))
 DUNNING_ASYNC_NOTIFY_THRESHOLD = env_int("DUNNING_ASYNC_NOTIFY_THRESHOLD", 300)
+# A reminder pending (in flight) longer than this has an unknown outcome; only then may staff settle it.
+DUNNING_STALE_PENDING_MINUTES = env_int("DUNNING_STALE_PENDING_MINUTES", 15)
 
 # --- Security (production behind a TLS-terminating proxy) -----------------------------------
 # X-Forwarded-Proto reaches Django only from a trusted proxy (TrustedProxyMiddleware removes it otherwise)

@@ -34,7 +34,7 @@ NOTHING = Q(pk__in=[])
 def stale_after() -> datetime.timedelta:
     """A reminder pending (in flight) longer than this has an unknown outcome; only then may staff
     settle it by hand."""
-    return datetime.timedelta(minutes=getattr(settings, "DUNNING_STALE_PENDING_MINUTES", 15))
+    return datetime.timedelta(minutes=settings.DUNNING_STALE_PENDING_MINUTES)
 
 
 def active_configs(*, sales_account_id: int | None = None) -> list[DunningConfig]:
