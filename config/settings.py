@@ -231,6 +231,11 @@ DUNNING_LEASE_MINUTES = env_int("DUNNING_LEASE_MINUTES", 30)
 DUNNING_SEND_RETRIES = env_int("DUNNING_SEND_RETRIES", 3)
 DUNNING_RETRY_BACKOFF_SECONDS = float(env_str("DUNNING_RETRY_BACKOFF_SECONDS", "1.0"))
 DUNNING_ASYNC_NOTIFY_THRESHOLD = env_int("DUNNING_ASYNC_NOTIFY_THRESHOLD", 300)
+# Provider calls in flight at once per run (threads; each has its own provider connection).
+DUNNING_SEND_CONCURRENCY = env_int("DUNNING_SEND_CONCURRENCY", 32)
+# Messages per second to the provider, shared by every worker (Redis when REDIS_URL is set, else the
+# database); empty: unlimited.
+DUNNING_SEND_RATE = float(env_str("DUNNING_SEND_RATE", "") or 0) or None
 
 # --- Security (production behind a TLS-terminating proxy) -----------------------------------
 # X-Forwarded-Proto reaches Django only from a trusted proxy (TrustedProxyMiddleware removes it otherwise)
