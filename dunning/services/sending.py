@@ -354,7 +354,8 @@ class SendBatch:
                 if queue and not stop_error and free > 0:
                     granted, pause = self.limiter.take(min(free, len(queue)))
                     if granted:
-                        batch = self._hand_over([queue.popleft() for _ in range(granted)])
+                        items = [queue.popleft() for _ in range(granted)]
+                        batch = retrying(lambda items=items: self._hand_over(items))
                         for item in batch:
                             in_flight[self._submit(item)] = item
                 if not in_flight:
