@@ -233,6 +233,11 @@ DUNNING_RETRY_BACKOFF_SECONDS = float(env_str("DUNNING_RETRY_BACKOFF_SECONDS", "
 DUNNING_ASYNC_NOTIFY_THRESHOLD = env_int("DUNNING_ASYNC_NOTIFY_THRESHOLD", 300)
 # A reminder pending (in flight) longer than this has an unknown outcome; only then may staff settle it.
 DUNNING_STALE_PENDING_MINUTES = env_int("DUNNING_STALE_PENDING_MINUTES", 15)
+# Provider calls in flight at once per run (threads; each has its own provider connection).
+DUNNING_SEND_CONCURRENCY = env_int("DUNNING_SEND_CONCURRENCY", 32)
+# Messages per second to the provider, shared by every worker (Redis when REDIS_URL is set, else the
+# database); empty: unlimited.
+DUNNING_SEND_RATE = float(env_str("DUNNING_SEND_RATE", "") or 0) or None
 
 # --- Security (production behind a TLS-terminating proxy) -----------------------------------
 # X-Forwarded-Proto reaches Django only from a trusted proxy (TrustedProxyMiddleware removes it otherwise)

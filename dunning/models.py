@@ -237,6 +237,9 @@ class Reminder(models.Model):
     error = models.TextField(_("error"), blank=True)
     created_at = models.DateTimeField(_("created at"))
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    # Set just before the e-mail is handed to the provider: a pending reminder without it was never
+    # handed over, so once its claiming run is gone it can be withdrawn and sent again.
+    handed_at = models.DateTimeField(_("handed to the provider at"), null=True, blank=True)
     status_changed_at = models.DateTimeField(_("status changed at"), null=True, blank=True)
 
     class Meta:
@@ -257,6 +260,17 @@ class Reminder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order.number} L{self.level} {self.status}"
+
+
+class SendRateBucket(models.Model):
+    """The token bucket of DUNNING_SEND_RATE when no Redis is configured: one row, locked per take."""
+
+    tokens = models.FloatField(default=0)
+    updated_at = models.DateTimeField(null=True, blank=True)
+    paused_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"send rate bucket: {self.tokens:.1f} tokens"
 
 
 class DunningAutomation(models.Model):

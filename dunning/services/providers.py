@@ -22,6 +22,20 @@ from ..tracking_token import reminder_token
 
 TRANSIENT, PERMANENT, AMBIGUOUS = "transient", "permanent", "ambiguous"
 SENT = "sent"
+THROTTLED = "throttled"  # 429 with Retry-After: not sent; wait (everyone) and hand it over again
+MAX_RETRY_AFTER = 300.0
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """The seconds of a 429's `Retry-After` header (delta-seconds form), else None."""
+    response = getattr(exc, "response", None)
+    if getattr(exc, "status_code", None) != 429 or response is None:
+        return None
+    try:
+        value = float(response.headers.get("Retry-After", ""))
+    except (TypeError, ValueError):
+        return None
+    return min(max(value, 0.0), MAX_RETRY_AFTER)
 
 
 def classify_send_error(exc: BaseException) -> str:
@@ -90,15 +104,21 @@ def build_message(order: Order, rendered: RenderedEmail, *, level: int, reminder
     return msg
 
 
-def send_message(message: EmailMultiAlternatives, connection) -> tuple[str, str, str]:
+def send_message(message: EmailMultiAlternatives, connection, *,
+                 throttle: bool = False) -> tuple[str, str, str]:
     """Send with retries and backoff on transient errors. Returns (SENT or an error class, the
-    provider's message id, the error text)."""
+    provider's message id, the error text). With `throttle`, a 429 carrying `Retry-After` returns
+    (THROTTLED, "", the seconds) at once instead of spending an attempt: the caller pauses the
+    shared rate limit and hands the message over again."""
     attempts = max(1, settings.DUNNING_SEND_RETRIES)
     for attempt in range(1, attempts + 1):
         try:
             message.connection = connection
             message.send()
         except Exception as exc:
+            wait = retry_after(exc) if throttle else None
+            if wait is not None:
+                return THROTTLED, "", repr(wait)
             kind = classify_send_error(exc)
             if kind == TRANSIENT and attempt < attempts:
                 time.sleep(settings.DUNNING_RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1))

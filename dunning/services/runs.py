@@ -28,7 +28,7 @@ from .. import selectors
 from ..models import DunningRun, Reminder
 from .cancellation import prepayment_orders_handle
 from .providers import error_text
-from .sending import ProviderUnavailable, SendOutcome, reminders_send
+from .sending import ProviderUnavailable, SendOutcome, reminders_release_orphans, reminders_send
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +105,8 @@ def _execute(run: DunningRun, *, now: datetime.datetime, dry_run: bool, sales_ac
             continue
         outcome = SendOutcome()
         provider_down = False
+        # before the due orders are read: what a dead run claimed and never handed over is due again
+        reminders_release_orphans(level=level.value, now=now)
         try:
             outcome = reminders_send(order_ids=_due_ids(due), level=level.value,
                                      trigger=Reminder.Trigger.AUTOMATIC, now=now, run=run, configs=level_configs)

@@ -15,10 +15,12 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
+import threading
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -35,7 +37,8 @@ from .. import selectors
 from ..models import DunningConfig, DunningLevel, DunningRun, EmailTemplate, Reminder, ReminderAssignment
 from ..selectors import Skip
 from ..templating import CompiledTemplate, RenderedEmail, render_reminder
-from .providers import AMBIGUOUS, PERMANENT, SENT, TRANSIENT, build_message, error_text, send_message
+from .providers import AMBIGUOUS, PERMANENT, SENT, THROTTLED, TRANSIENT, build_message, error_text, send_message
+from .ratelimit import rate_limiter
 from .reminders import (
     WentOut,
     reminders_mark_failed,
@@ -49,6 +52,7 @@ T = TypeVar("T")
 
 RECORD_EVERY = 250  # outcomes are written back every 250 sends: few statements, small crash window
 GIVE_UP_AFTER = 5  # transient failures in a row before a run stops
+MAX_THROTTLED = 20  # 429s with Retry-After for one message before it counts as a transient failure
 
 
 @dataclass
@@ -144,6 +148,45 @@ class _Claimed:
     reminder_id: int
     order_id: int
     message: EmailMultiAlternatives
+    handed: bool = False
+    throttled: int = 0
+
+
+def claim_lock_key(claim: uuid.UUID) -> int:
+    """The PostgreSQL advisory lock (session level) a run holds on each claim while it works it:
+    a claim whose lock can be taken belongs to a run that is gone."""
+    return int.from_bytes(claim.bytes[:8], "big", signed=True)
+
+
+def _advisory(function: str, key: int) -> bool:
+    with db_connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s)", [key])
+        return bool(cursor.fetchone()[0])
+
+
+def reminders_release_orphans(*, level: int, now: datetime.datetime) -> int:
+    """Withdraw pending reminders of `level` that a run claimed but never handed to the provider,
+    when that run is gone: on PostgreSQL its claim's advisory lock is free (the session died with
+    the process, so this is known at once); elsewhere when the claim is older than `stale_after`.
+    Their orders are due again and the calling run sends them. Reminders handed over stay pending
+    (outcome unknown) for staff. Returns how many were withdrawn."""
+    orphans = Reminder.objects.filter(level=level, status=Reminder.Status.PENDING, handed_at__isnull=True)
+    if db_connection.vendor != "postgresql":
+        deleted, _ = orphans.filter(created_at__lt=now - selectors.stale_after()).delete()
+        return deleted
+    released = 0
+    for claim in set(orphans.exclude(claim=None).values_list("claim", flat=True).distinct()):
+        key = claim_lock_key(claim)
+        if not _advisory("pg_try_advisory_lock", key):
+            continue  # its run is alive and working it
+        try:
+            deleted, _ = orphans.filter(claim=claim).delete()
+            released += deleted
+        finally:
+            _advisory("pg_advisory_unlock", key)
+    if released:
+        logger.warning("withdrew %s level-%s reminders a stopped run had claimed but never sent", released, level)
+    return released
 
 
 class SendBatch:
@@ -160,8 +203,15 @@ class SendBatch:
         self.configs = configs
         self.resolver = TemplateResolver(level)
         self.outcome = SendOutcome()
-        self.connection = None  # opened at the first claimed reminder: nothing due costs no connection
+        self.concurrency = max(1, int(getattr(settings, "DUNNING_SEND_CONCURRENCY", 32)))
+        self.limiter = rate_limiter()
+        self.connection = None  # the main thread's: opened for a chunk sent without threads
         self._transient_in_a_row = 0
+        self._claim_locks: list[int] = []
+        self._pool: ThreadPoolExecutor | None = None  # started at the first claimed reminder
+        self._local = threading.local()  # each sending thread's own provider connection
+        self._connections: list = []
+        self._connections_lock = threading.Lock()
 
     # --- claiming ---
 
@@ -171,6 +221,11 @@ class SendBatch:
         outcome = self.outcome
         checks = selectors.delivery_checks(accounts_with_template=self.resolver.accounts)
         with transaction.atomic():
+            if db_connection.vendor == "postgresql":
+                # held (session level) until the chunk is worked: while held, nobody withdraws it
+                key = claim_lock_key(claim)
+                _advisory("pg_advisory_lock", key)
+                self._claim_locks.append(key)
             due = list(selectors.orders_due(self.level, now=self.now, configs=self.configs, automatic=self.automatic,
                                             queryset=Order.objects.filter(id__in=chunk))
                        .annotate(skip_reason=selectors.skip_reason(checks))
@@ -235,22 +290,107 @@ class SendBatch:
 
     # --- sending and recording ---
 
+    def _thread_connection(self):
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = get_connection()
+            connection.open()
+            self._local.connection = connection
+            with self._connections_lock:
+                self._connections.append(connection)
+        return connection
+
+    def _send_one(self, item: _Claimed) -> tuple[str, str, str]:
+        """In a sending thread: only the provider call, no database."""
+        return send_message(item.message, self._thread_connection(), throttle=True)
+
+    def _submit(self, item: _Claimed) -> Future:
+        if self._pool is not None:
+            return self._pool.submit(self._send_one, item)
+        future: Future = Future()  # concurrency 1: sent in this thread, no pool
+        try:
+            future.set_result(self._send_one(item))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+    def _hand_over(self, items: list[_Claimed]) -> list[_Claimed]:
+        """Record that these are about to go to the provider (one UPDATE); returns the ones still
+        ours (a claim withdrawn meanwhile because our session was lost is not sent)."""
+        fresh = [i for i in items if not i.handed]
+        if fresh:
+            ids = [i.reminder_id for i in fresh]
+            marked = Reminder.objects.filter(id__in=ids, status=Reminder.Status.PENDING,
+                                             handed_at__isnull=True).update(handed_at=self.now)
+            if marked != len(fresh):
+                still = set(Reminder.objects.filter(id__in=ids, status=Reminder.Status.PENDING, handed_at=self.now)
+                            .values_list("id", flat=True))
+                for item in fresh:
+                    if item.reminder_id not in still:
+                        self.outcome.skipped[item.order_id] = Skip.IN_FLIGHT
+                items = [i for i in items if i.handed or i.reminder_id in still]
+            for item in fresh:
+                item.handed = True
+        return items
+
     def send_all(self, claimed: list[_Claimed]) -> None:
-        if claimed and self.connection is None:
-            self.connection = get_connection()
-            self.connection.open()
-        for start in range(0, len(claimed), RECORD_EVERY):
-            part = claimed[start:start + RECORD_EVERY]
-            results = []
-            for index, item in enumerate(part):
-                kind, mid, err = send_message(item.message, self.connection)
-                results.append((item, kind, mid, err))
-                self._transient_in_a_row = self._transient_in_a_row + 1 if kind == TRANSIENT else 0
-                if self._transient_in_a_row >= GIVE_UP_AFTER:
+        """Send the claimed reminders, up to `concurrency` provider calls at once, each in a thread
+        of its own with its own connection; this thread alone touches the database: it marks each
+        group as handed over just before giving it to the threads, writes back every RECORD_EVERY
+        results, and takes the rate limit's tokens. A 429 with Retry-After pauses the limit for
+        everyone and the message is handed over again; retry backoff sleeps only in its thread."""
+        if not claimed:
+            return
+        if self._pool is None and self.concurrency > 1:
+            self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="dunning-send")
+        queue = deque(claimed)
+        in_flight: dict[Future, _Claimed] = {}
+        results: list[tuple[_Claimed, str, str, str]] = []
+        stop_error = ""
+        try:
+            while queue or in_flight:
+                pause = 0.0
+                free = self.concurrency - len(in_flight)
+                if queue and not stop_error and free > 0:
+                    granted, pause = self.limiter.take(min(free, len(queue)))
+                    if granted:
+                        items = [queue.popleft() for _ in range(granted)]
+                        batch = retrying(lambda items=items: self._hand_over(items))
+                        for item in batch:
+                            in_flight[self._submit(item)] = item
+                if not in_flight:
+                    if stop_error or not queue:
+                        break
+                    time.sleep(min(max(pause, 0.001), 1.0))
+                    continue
+                timeout = min(max(pause, 0.001), 1.0) if (queue and not stop_error and pause) else None
+                done, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
+                for future in done:
+                    item = in_flight.pop(future)
+                    kind, mid, err = future.result()
+                    if kind == THROTTLED:
+                        item.throttled += 1
+                        if item.throttled <= MAX_THROTTLED:
+                            self.limiter.pause(float(err))
+                            queue.appendleft(item)
+                            continue
+                        kind, err = TRANSIENT, "Provider kept answering 429 Too Many Requests"
+                    results.append((item, kind, mid, err))
+                    self._transient_in_a_row = self._transient_in_a_row + 1 if kind == TRANSIENT else 0
+                    if self._transient_in_a_row >= GIVE_UP_AFTER and not stop_error:
+                        stop_error = err  # hand nothing more over; let what is in flight finish
+                if len(results) >= RECORD_EVERY:
                     retrying(lambda results=results: self.record(results))
-                    self.release_unsent(part[index + 1:] + claimed[start + RECORD_EVERY:])
-                    raise ProviderUnavailable(err, self.outcome)
-            retrying(lambda results=results: self.record(results))
+                    results = []
+        finally:
+            if in_flight:  # only when the main thread itself failed: what went out is still recorded
+                for future in list(in_flight):
+                    future.cancel()
+            if results:
+                retrying(lambda results=results: self.record(results))
+        if stop_error:
+            self.release_unsent(list(queue))
+            raise ProviderUnavailable(stop_error, self.outcome)
 
     def record(self, results: list[tuple[_Claimed, str, str, str]]) -> None:
         """Write back the outcome of sent e-mails in one transaction."""
@@ -282,10 +422,21 @@ class SendBatch:
         for item in items:
             self.outcome.skipped[item.order_id] = Skip.PROVIDER_DOWN
 
+    def release_claim_locks(self) -> None:
+        """The chunk is worked: everything claimed was handed over or withdrawn."""
+        while self._claim_locks:
+            key = self._claim_locks.pop()
+            with contextlib.suppress(Exception):  # a lost session has already dropped its locks
+                _advisory("pg_advisory_unlock", key)
+
     def close(self) -> None:
-        if self.connection is not None:
-            with contextlib.suppress(Exception):  # closing a broken connection must not hide the real error
-                self.connection.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self.release_claim_locks()
+        for connection in [self.connection, *self._connections]:
+            if connection is not None:
+                with contextlib.suppress(Exception):  # closing a broken connection must not hide the real error
+                    connection.close()
 
 
 def reminders_send(*, order_ids: Iterable[int], level: int, trigger: str, now: datetime.datetime, user=None,
@@ -300,8 +451,12 @@ def reminders_send(*, order_ids: Iterable[int], level: int, trigger: str, now: d
     batch = SendBatch(level=level, trigger=trigger, now=now, user=user, run=run,
                       configs=selectors.active_configs() if configs is None else configs)
     try:
+        reminders_release_orphans(level=level, now=now)
         for chunk in chunked(order_ids, batch_size or settings.DUNNING_BATCH_SIZE):
-            batch.send_all(retrying(lambda chunk=chunk: batch.claim(chunk)))
+            try:
+                batch.send_all(retrying(lambda chunk=chunk: batch.claim(chunk)))
+            finally:
+                batch.release_claim_locks()
     finally:
         batch.close()
     return batch.outcome

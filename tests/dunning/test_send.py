@@ -193,7 +193,8 @@ def test_crash_after_provider_call_leaves_an_in_flight_reminder_never_resent(due
     assert Reminder.objects.filter(order=due_orders[0]).count() == 1
 
 
-def test_provider_down_stops_the_run_and_releases_unsent_claims(config, assignments, scripted, now):
+def test_provider_down_stops_the_run_and_releases_unsent_claims(config, assignments, scripted, now, settings):
+    settings.DUNNING_SEND_CONCURRENCY = 1  # one call at a time: exactly five are tried
     orders = [OrderFactory(ordered_at=berlin(2026, 10, 1)) for _ in range(8)]
     scripted.script = lambda m: http_error(503)
     run = services.dunning_run_execute(now=now)
@@ -205,6 +206,23 @@ def test_provider_down_stops_the_run_and_releases_unsent_claims(config, assignme
     later = services.dunning_run_execute(now=now + datetime.timedelta(hours=1))
     assert later.sent == 8
     assert sorted(Order.objects.values_list("reminders_sent", flat=True)) == [1] * len(orders)
+
+
+def test_provider_down_with_concurrent_sends_withdraws_what_was_never_handed_over(config, assignments, scripted,
+                                                                                   now, settings):
+    settings.DUNNING_SEND_CONCURRENCY = 4
+    orders = [OrderFactory(ordered_at=berlin(2026, 10, 1)) for _ in range(40)]
+    scripted.script = lambda m: http_error(503)
+    run = services.dunning_run_execute(now=now)
+    assert "provider unavailable" in run.error
+    # the circuit opens after five in a row; what was in flight then finishes, nothing more is handed over
+    assert 5 <= run.failed <= 5 + 4 and scripted.calls == run.failed * settings.DUNNING_SEND_RETRIES
+    assert Reminder.objects.filter(status="failed").count() == run.failed
+    assert not Reminder.objects.filter(status="pending").exists()
+    assert not Reminder.objects.filter(status="failed", handed_at=None).exists()
+    scripted.script = None
+    later = services.dunning_run_execute(now=now + datetime.timedelta(hours=1))
+    assert later.sent == len(orders)
 
 
 def test_one_broken_template_does_not_stop_the_run(config, account, prepayment, now):

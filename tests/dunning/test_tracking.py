@@ -305,7 +305,7 @@ class FakePostmark:
         return response
 
 
-def test_bounce_arriving_while_the_sender_is_still_busy_is_kept(config, assignments, now, monkeypatch):
+def test_bounce_arriving_while_the_sender_is_still_busy_is_kept(config, assignments, now, monkeypatch, settings):
     """The bounce webhook reaches us before the send loop records "sent" (the reminder is still
     pending and has no message id yet): it is matched by the signed reminder_token metadata, and the
     sender's bookkeeping afterwards must not turn the bounced reminder back into "sent"."""
@@ -319,6 +319,8 @@ def test_bounce_arriving_while_the_sender_is_still_busy_is_kept(config, assignme
         assert post(webhook_client, payload).status_code == 200
 
     fake = FakePostmark(on_send=bounce_at_once).install(monkeypatch)
+    # the webhook is posted from inside the provider call: keep it in the test's thread (its database)
+    settings.DUNNING_SEND_CONCURRENCY = 1
     outcome = services.reminders_send(order_ids=[order.id], level=1, trigger=Reminder.Trigger.MANUAL, now=now)
 
     assert outcome.sent == [order.id], (outcome.failed, outcome.skipped)
