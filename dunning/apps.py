@@ -9,7 +9,10 @@ class DunningAppConfig(AppConfig):
     def ready(self) -> None:
         from anymail.signals import tracking
 
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import (
+            checks,  # noqa: F401  (registers the system checks)
+            tasks,  # noqa: F401  (registers the tasks in every process: the web queues Notify by name)
+        )
         from .tracking import on_tracking_event
 
         # The provider's delivery webhooks (delivered, bounced, complained) update the reminders.
