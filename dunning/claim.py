@@ -27,7 +27,8 @@ GBP sets GBP-sized fees or none). The 40 EUR flat fee is a EUR amount fixed by l
 would need an exchange rate of a day nobody agreed on, so non-EUR orders get no flat fee (a
 documented, tested choice). Interest is currency-independent.
 
-A zero (or negative) principal has no interest; a negative principal is treated as zero."""
+A zero principal (a negative total is treated as zero) is no claim: no fees, flat fee or interest.
+An order paid in full before it was due has no interest either: nothing was outstanding in default."""
 
 from __future__ import annotations
 
@@ -160,6 +161,8 @@ def claim_compute(*, total: Decimal, currency: str, is_business: bool, due_date:
         points = CONSUMER_POINTS
     level_fees = level_fees.quantize(CENT)
     flat_fee = flat_fee.quantize(CENT)
+    if principal == 0:  # nothing owed, nobody in default: no costs either
+        level_fees = flat_fee = Decimal("0.00")
 
     # Walk the payments in date order: interest accrues on the principal outstanding between them.
     # Money moves in cents: a payment that reaches the interest covers the interest accrued so far
