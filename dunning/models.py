@@ -304,7 +304,7 @@ class Reminder(models.Model):
     status_changed_at = models.DateTimeField(_("status changed at"), null=True, blank=True)
     # What the reminder told the customer (docs/rules/claim.md): the claim on the day it was sent, as
     # decimal strings with two places, and the payment deadline it set. Empty / null on older rows.
-    claim_snapshot = models.JSONField(_("claim"), default=dict, blank=True, editable=False)
+    claim_snapshot = models.JSONField(_("claim stated"), default=dict, blank=True, editable=False)
     deadline = models.DateField(_("payment deadline"), null=True, blank=True, editable=False)
 
     class Meta:

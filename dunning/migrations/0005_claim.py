@@ -60,7 +60,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='reminder',
             name='claim_snapshot',
-            field=models.JSONField(blank=True, default=dict, editable=False, verbose_name='claim'),
+            field=models.JSONField(blank=True, default=dict, editable=False, verbose_name='claim stated'),
         ),
         migrations.AddField(
             model_name='reminder',
