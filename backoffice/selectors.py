@@ -14,6 +14,8 @@ from django.db import connections
 from django.db.models import Count, Exists, OuterRef, QuerySet, Value
 from django.utils.functional import cached_property
 
+from dunning import selectors as dunning_selectors
+from dunning.claim import Claim
 from dunning.models import DunningConfig, DunningLevel, EmailTemplate, Reminder
 from dunning.selectors import (
     Skip,
@@ -161,6 +163,8 @@ class NotifyPlan:
     preview: RenderedEmail | None = None
     preview_template: EmailTemplate | None = None
     preview_error: str = ""
+    preview_claim: Claim | None = None  # the claim the previewed reminder states
+    preview_deadline: datetime.date | None = None
 
     @property
     def skipped(self) -> int:
@@ -229,7 +233,10 @@ def notify_plan(
             template = resolver.template_for(preview_order.sales_account_id, preview_order.effective_language)
             plan.preview_template = template
             try:
-                plan.preview = render_reminder(resolver.compiled(template), preview_order, level=level, now=now)
+                owed, deadline = dunning_selectors.order_claim_on(preview_order, now=now, level=level)
+                plan.preview_claim, plan.preview_deadline = owed, deadline
+                plan.preview = render_reminder(resolver.compiled(template), preview_order, level=level, now=now,
+                                               claim=owed, deadline=deadline)
             except Exception as exc:  # a broken template: show the problem instead of a preview
                 plan.preview_error = f"{type(exc).__name__}: {exc}"
     return plan

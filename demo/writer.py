@@ -42,6 +42,7 @@ from django.db import transaction
 
 from accounts.models import SalesAccount
 from common.dates import local_midnight, local_today
+from dunning import selectors
 from dunning.models import DunningAutomation, DunningConfig, EmailTemplate, Reminder, ReminderAssignment
 from dunning.services.cancellation import AUDIT_ACTION
 from dunning.services.reminders import WentOut, reminders_mark_sent
@@ -179,21 +180,33 @@ class _OrderWriter:
         own transition, level by level as they went out (see the module docstring)."""
         compiled: dict[int, CompiledTemplate] = {}
         reminders: list[Reminder] = []
+        configs = list(DunningConfig.objects.all())
+        rates = selectors.base_rates()
         for spec, order in plan:
             language = order.effective_language
+            config = selectors.config_of(order, configs)
+            first_deadline = None
             for level, moment in spec.reminders:
                 sent_at = self.at(moment)
                 name = content.LEVEL_TEMPLATES[level]
                 template = self.templates.get((name, language)) or self.templates[(name, "de")]
                 if template.pk not in compiled:
                     compiled[template.pk] = CompiledTemplate(template)
-                rendered = render_reminder(compiled[template.pk], order, level=level, now=sent_at)
+                sent_on = local_today(sent_at)
+                deadline = selectors.reminder_deadline(config, on=sent_on)
+                if level == 1:
+                    first_deadline = deadline
+                owed = selectors.order_claim(order, on=sent_on, levels_sent=level, config=config, rates=rates,
+                                             first_deadline=first_deadline, payments=[])
+                rendered = render_reminder(compiled[template.pk], order, level=level, now=sent_at, claim=owed,
+                                           deadline=deadline)
                 automatic = (spec.account, level) in content.AUTOMATIC
                 reminders.append(Reminder(
                     order=order, level=level, template=template, recipient=order.customer_email,
                     trigger=Reminder.Trigger.AUTOMATIC if automatic else Reminder.Trigger.MANUAL,
                     sent_by=None if automatic else self.backoffice, subject=rendered.subject, body=rendered.body,
                     html_body=rendered.html_body, status=Reminder.Status.PENDING, created_at=sent_at,
+                    claim_snapshot=owed.snapshot(), deadline=deadline,
                 ))
         Reminder.objects.bulk_create(reminders, batch_size=500)
         ids = {(r.order_id, r.level): r.pk for r in

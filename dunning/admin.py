@@ -20,6 +20,7 @@ from . import activation
 from .automation import automation_status, automation_update
 from .models import (
     AutomationChange,
+    BaseRate,
     DunningAutomation,
     DunningConfig,
     DunningRun,
@@ -237,6 +238,24 @@ class DunningAutomationAdmin(SuperuserOnlyMixin, admin.ModelAdmin):
         self.message_user(request, gettext("Automatic dunning is %(state)s. It takes effect at the next tick.")
                           % {"state": state}, messages.SUCCESS)
         return HttpResponseRedirect(request.path)
+
+
+@admin.register(BaseRate)
+class BaseRateAdmin(admin.ModelAdmin):
+    """The base rates default interest is computed from: support staff (superusers) add and correct
+    them; back-office staff see them (view permission, granted by migration 0006)."""
+
+    list_display = ["valid_from", "rate"]
+    ordering = ["-valid_from"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return request.user.is_active and request.user.is_superuser
 
 
 @admin.register(AutomationChange)

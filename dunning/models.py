@@ -93,6 +93,42 @@ class DunningConfig(models.Model):
     )
     cancellation_action = models.CharField(_("cancellation action"), max_length=40,
                                            choices=CancellationAction.choices, default=CancellationAction.FLAG)
+    # The claim (docs/rules/claim.md). Defaults keep a seller out of trouble: no fees, no interest,
+    # no flat fee until someone decides to charge them.
+    level_1_fee = models.DecimalField(
+        _("fee at level 1"), max_digits=8, decimal_places=2, default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text=_("In the order's currency. Consumers are never charged it: their first reminder is what puts "
+                    "them in default. A business customer without the flat fee pays it. No VAT on fees."),
+    )
+    level_2_fee = models.DecimalField(
+        _("fee at level 2"), max_digits=8, decimal_places=2, default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text=_("In the order's currency. For consumers only the material costs of the reminder (postage, "
+                    "paper; courts accept about 1 to 2.50 EUR), not staff time. No VAT on fees."),
+    )
+    level_3_fee = models.DecimalField(
+        _("fee at level 3"), max_digits=8, decimal_places=2, default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text=_("In the order's currency. For consumers only the material costs of the reminder (postage, "
+                    "paper; courts accept about 1 to 2.50 EUR), not staff time. No VAT on fees."),
+    )
+    charge_flat_fee_b2b = models.BooleanField(
+        _("charge the 40 EUR flat fee to business customers"), default=False,
+        help_text=_("§ 288 (5) BGB: a business customer in default owes 40 EUR once, instead of the level fees. "
+                    "EUR orders only. Never for consumers."),
+    )
+    charge_interest = models.BooleanField(
+        _("charge default interest"), default=False,
+        help_text=_("§ 288 BGB: base rate + 5 points a year for consumers, + 9 points for business customers, "
+                    "from the day default began; not compounded, no VAT."),
+    )
+    payment_deadline_days = models.PositiveSmallIntegerField(
+        _("payment deadline (days)"), default=7,
+        help_text=_("A reminder asks for payment within this many days of sending; a deadline on a Saturday, "
+                    "Sunday or German public holiday moves to the next working day. A consumer is in default "
+                    "from the day after the first reminder's deadline."),
+    )
 
     class Meta:
         verbose_name = _("dunning configuration")
@@ -104,6 +140,11 @@ class DunningConfig(models.Model):
                 condition=Q(level_1_days__lt=models.F("level_2_days"), level_2_days__lt=models.F("level_3_days")),
                 name="dunningconfig_levels_increase",
                 violation_error_message=_("The days must increase: level 1 < level 2 < level 3."),
+            ),
+            models.CheckConstraint(
+                condition=Q(level_1_fee__gte=0, level_2_fee__gte=0, level_3_fee__gte=0),
+                name="dunningconfig_fees_not_negative",
+                violation_error_message=_("A fee cannot be negative."),
             ),
         ]
 
@@ -117,6 +158,29 @@ class DunningConfig(models.Model):
 
     def level_days(self, level: int) -> int:
         return {1: self.level_1_days, 2: self.level_2_days, 3: self.level_3_days}[level]
+
+    @property
+    def fees(self) -> dict[int, Decimal]:
+        """The fee of each level (1, 2, 3), as `dunning.claim.claim_compute` takes them."""
+        return {1: self.level_1_fee, 2: self.level_2_fee, 3: self.level_3_fee}
+
+
+class BaseRate(models.Model):
+    """The base rate (Basiszinssatz, § 247 BGB) valid from a day until the next one. Published by the
+    Bundesbank twice a year (1 January, 1 July); support staff (superusers) add each new value."""
+
+    valid_from = models.DateField(_("valid from"), unique=True)
+    rate = models.DecimalField(_("rate (percent a year)"), max_digits=5, decimal_places=2,
+                               validators=[MinValueValidator(Decimal("-10")), MaxValueValidator(Decimal("50"))],
+                               help_text=_("May be negative (it was from 2013 to 2022)."))
+
+    class Meta:
+        verbose_name = _("base rate")
+        verbose_name_plural = _("base rates")
+        ordering = ["-valid_from"]
+
+    def __str__(self) -> str:
+        return f"{self.valid_from:%Y-%m-%d}: {self.rate} %"
 
 
 class EmailTemplate(models.Model):
@@ -241,6 +305,10 @@ class Reminder(models.Model):
     # handed over, so once its claiming run is gone it can be withdrawn and sent again.
     handed_at = models.DateTimeField(_("handed to the provider at"), null=True, blank=True)
     status_changed_at = models.DateTimeField(_("status changed at"), null=True, blank=True)
+    # What the reminder told the customer (docs/rules/claim.md): the claim on the day it was sent, as
+    # decimal strings with two places, and the payment deadline it set. Empty / null on older rows.
+    claim_snapshot = models.JSONField(_("claim stated"), default=dict, blank=True, editable=False)
+    deadline = models.DateField(_("payment deadline"), null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("reminder")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable
+from decimal import Decimal
 from functools import reduce
 from operator import or_
 
@@ -22,7 +23,8 @@ from django.utils.translation import gettext_lazy as _
 from common.dates import end_of_day, local_midnight, local_today
 from orders.models import OPEN, Order
 
-from .models import MAX_SEND_ATTEMPTS, DunningConfig, DunningLevel, Reminder, ReminderAssignment
+from .claim import Claim, claim_compute, deadline_after
+from .models import MAX_SEND_ATTEMPTS, BaseRate, DunningConfig, DunningLevel, Reminder, ReminderAssignment
 
 # Kept for callers that spell levels the old way; DunningLevel is the vocabulary.
 Level = DunningLevel
@@ -204,3 +206,78 @@ def skip_reason(checks: list[tuple[Skip, Q]]) -> Case:
     passes all of them (its reminder goes out)."""
     return Case(*(When(q, then=Value(reason.value)) for reason, q in checks), default=Value(None),
                 output_field=CharField())
+
+
+# --- the claim (docs/rules/claim.md) ------------------------------------------------------------
+# dunning.claim.claim_compute is pure; these reads gather what it takes. The engine loads the base
+# rates once per batch and the first deadlines and payments once per chunk (never per order).
+
+ClaimPayments = list[tuple[datetime.date, Decimal]]
+
+
+def claim_payments_by_order(order_ids: Iterable[int]) -> dict[int, ClaimPayments]:
+    """What each order's customer paid, as (booking date, amount): THE one place payments are wired
+    into the claim. Until the payments app lands, an open order has paid nothing (an order marked paid
+    in full is no longer open and is not reminded), so this returns no payments."""
+    return {}
+
+
+def claim_payments(order: Order) -> ClaimPayments:
+    return claim_payments_by_order([order.id]).get(order.id, [])
+
+
+def base_rates() -> list[tuple[datetime.date, Decimal]]:
+    """All base rates as (valid from, rate), oldest first: a few dozen rows at most."""
+    return list(BaseRate.objects.order_by("valid_from").values_list("valid_from", "rate"))
+
+
+def first_deadlines(order_ids: Iterable[int]) -> dict[int, datetime.date]:
+    """The deadline each order's live first reminder set (one query). A level-1 reminder sent before
+    deadlines were stored has none: for a consumer, default then has no known start (no interest)."""
+    return dict(Reminder.objects.filter(order_id__in=list(order_ids), level=DunningLevel.FIRST,
+                                        deadline__isnull=False)
+                .exclude(status=Reminder.Status.FAILED).values_list("order_id", "deadline"))
+
+
+def config_of(order: Order, configs: Iterable[DunningConfig] | None = None) -> DunningConfig | None:
+    """The config of the order's (sales account, payment method): from `configs` when given, else
+    read (active or not: the claim settings apply to reminders already sent)."""
+    key = (order.sales_account_id, order.payment_method_id)
+    if configs is not None:
+        return next((c for c in configs if (c.sales_account_id, c.payment_method_id) == key), None)
+    return DunningConfig.objects.filter(sales_account_id=key[0], payment_method_id=key[1]).first()
+
+
+def order_claim(order: Order, *, on: datetime.date, levels_sent: int, config: DunningConfig | None,
+                rates: list[tuple[datetime.date, Decimal]], first_deadline: datetime.date | None,
+                payments: ClaimPayments) -> Claim:
+    """The claim of `order` on `on` with `levels_sent` reminders sent (levels 1..n), from data already
+    loaded; no query. Without a config: no fees, no flat fee, no interest."""
+    due = order.due_date or datetime.date.max - datetime.timedelta(days=1)
+    return claim_compute(
+        total=order.total, currency=order.currency, is_business=order.customer_is_business, due_date=due,
+        first_deadline=first_deadline, levels_sent=range(1, levels_sent + 1),
+        fees=config.fees if config else {}, charge_flat_fee_b2b=bool(config and config.charge_flat_fee_b2b),
+        charge_interest=bool(config and config.charge_interest), base_rates=rates, payments=payments, on=on)
+
+
+DEFAULT_DEADLINE_DAYS = 7  # an order without a config (none to remind it): the model's default
+
+
+def reminder_deadline(config: DunningConfig | None, *, on: datetime.date) -> datetime.date:
+    """The payment deadline a reminder sent on `on` under `config` sets."""
+    return deadline_after(on, config.payment_deadline_days if config else DEFAULT_DEADLINE_DAYS)
+
+
+def order_claim_on(order: Order, *, now: datetime.datetime, level: int | None = None) -> tuple[Claim, datetime.date]:
+    """The claim of one order today and the deadline a reminder sent today would set (a handful of
+    queries: the order page, a preview). With `level` (the reminder about to be sent) its levels
+    count as sent, and at level 1 its deadline is the first deadline."""
+    config = config_of(order)
+    today = local_today(now)
+    deadline = reminder_deadline(config, on=today)
+    levels_sent = level if level is not None else order.reminders_sent
+    first = deadline if level == DunningLevel.FIRST else first_deadlines([order.id]).get(order.id)
+    claim = order_claim(order, on=today, levels_sent=levels_sent, config=config, rates=base_rates(),
+                        first_deadline=first, payments=claim_payments(order))
+    return claim, deadline

@@ -64,6 +64,8 @@ from markupsafe import EscapeFormatter, Markup
 
 from common.dates import local_date, local_today
 
+from .claim import SNAPSHOT_FIELDS, Claim, claim_compute, deadline_after
+
 BABEL_LOCALES = {"de": "de_DE", "en": "en_GB"}
 
 
@@ -112,6 +114,13 @@ PLACEHOLDERS: list[Placeholder] = [
     Placeholder("payment_instructions", _("Payment instructions of the sales account"), "IBAN DE12 ..."),
     Placeholder("level", _("Dunning level of this reminder (1, 2 or 3)"), "1"),
     Placeholder("today", _("Today's date"), "26.11.2026"),
+    Placeholder("deadline", _("Payment deadline this reminder sets (a working day)"), "03.12.2026"),
+    Placeholder("claim.principal", _("Claim: the principal (order total), with currency"), "1.249,90 €"),
+    Placeholder("claim.paid", _("Claim: what the customer already paid"), "0,00 €"),
+    Placeholder("claim.fees", _("Claim: dunning fees charged so far"), "2,50 €"),
+    Placeholder("claim.flat_fee", _("Claim: the 40 EUR flat fee (business customers, if charged)"), "0,00 €"),
+    Placeholder("claim.interest", _("Claim: default interest up to today"), "1,50 €"),
+    Placeholder("claim.total_due", _("Claim: total due (principal + fees + interest - paid)"), "1.253,90 €"),
 ]
 
 
@@ -131,10 +140,14 @@ def build_context(
     payment_instructions: str,
     level: int,
     language: str,
+    claim: Claim,
+    deadline: datetime.date,
 ) -> dict[str, Any]:
     """The plain-data context of one reminder: only strings and numbers, nothing with methods."""
     money = format_money(total, currency, language)
     return {
+        "claim": {name: format_money(getattr(claim, name), currency, language) for name in SNAPSHOT_FIELDS},
+        "deadline": format_day(deadline, language),
         "order": {
             "number": number,
             "total": money,
@@ -156,7 +169,8 @@ def build_context(
     }
 
 
-def order_context(order, *, level: int, today: datetime.date, language: str) -> dict[str, Any]:
+def order_context(order, *, level: int, today: datetime.date, language: str, claim: Claim,
+                  deadline: datetime.date) -> dict[str, Any]:
     account = order.sales_account
     return build_context(
         number=order.number,
@@ -173,11 +187,21 @@ def order_context(order, *, level: int, today: datetime.date, language: str) -> 
         payment_instructions=account.payment_instructions,
         level=level,
         language=language,
+        claim=claim,
+        deadline=deadline,
     )
 
 
 def sample_context(language: str = "de", level: int = 1) -> dict[str, Any]:
+    """The sample order of the template page and of validation: a consumer, fees 2.50 from level 2 on,
+    interest on, the first reminder's deadline 19.11.2026 (at level 1: this reminder's)."""
     today = datetime.date(2026, 11, 26)
+    deadline = deadline_after(today, 7)
+    claim = claim_compute(
+        total=Decimal("1249.90"), currency="EUR", is_business=False, due_date=datetime.date(2026, 11, 15),
+        first_deadline=deadline if level == 1 else datetime.date(2026, 11, 19), levels_sent=range(1, level + 1),
+        fees={1: Decimal("0"), 2: Decimal("2.50"), 3: Decimal("2.50")}, charge_flat_fee_b2b=False,
+        charge_interest=True, base_rates=[(datetime.date(2026, 1, 1), Decimal("1.27"))], payments=[], on=today)
     return build_context(
         number="100234",
         total=Decimal("1249.90"),
@@ -193,6 +217,8 @@ def sample_context(language: str = "de", level: int = 1) -> dict[str, Any]:
         payment_instructions="IBAN DE02 1203 0000 0000 2020 51, BIC BYLADEM1001",
         level=level,
         language=language,
+        claim=claim,
+        deadline=deadline,
     )
 
 
@@ -855,8 +881,12 @@ class CompiledTemplate:
             raise
 
 
-def render_reminder(compiled: CompiledTemplate, order, *, level: int, now: datetime.datetime) -> RenderedEmail:
+def render_reminder(compiled: CompiledTemplate, order, *, level: int, now: datetime.datetime, claim: Claim,
+                    deadline: datetime.date) -> RenderedEmail:
     """The reminder of `level` for `order` as it goes out at `now`, in the order's language: what the
-    engine sends, the Notify confirmation previews, and the demo and the benchmark write."""
+    engine sends, the Notify confirmation previews, and the demo and the benchmark write. The engine
+    passes the `claim` and `deadline` it computed for the chunk; a single preview gets them from
+    `dunning.selectors.order_claim_on(order, now=now, level=level)`."""
     language = order.effective_language
-    return compiled.render(order_context(order, level=level, today=local_today(now), language=language))
+    return compiled.render(order_context(order, level=level, today=local_today(now), language=language,
+                                         claim=claim, deadline=deadline))

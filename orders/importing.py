@@ -49,13 +49,17 @@ COLUMNS: tuple[str, ...] = (
     "number", "sales_account", "payment_method", "customer_name", "customer_email", "language", "total",
     "currency", "ordered_at", "paid_at", "cancelled_at",
 )
+# Columns a file may leave out; an absent one leaves the stored value alone (a new order gets the default).
+OPTIONAL_COLUMNS: tuple[str, ...] = ("customer_is_business",)
 REQUIRED: frozenset[str] = frozenset(
     {"number", "sales_account", "payment_method", "customer_name", "total", "currency", "ordered_at"})
 # The order fields an import sets; everything else on Order is dunning state and is left alone.
 IMPORTED_FIELDS: tuple[str, ...] = (
     "payment_method", "customer_name", "customer_email", "language", "total", "currency", "ordered_at",
-    "paid_at", "cancelled_at",
+    "paid_at", "cancelled_at", "customer_is_business",
 )
+_BOOLEANS = {"true": True, "1": True, "ja": True, "yes": True, "false": False, "0": False, "nein": False,
+             "no": False}
 BATCH_SIZE = 1000
 LOOKUP_CHUNK = 900  # numbers per `IN (...)` when looking up existing orders (below SQLite's variable limit)
 
@@ -93,6 +97,7 @@ class OrderRow:
     ordered_at: datetime.datetime
     paid_at: datetime.datetime | None
     cancelled_at: datetime.datetime | None
+    customer_is_business: bool | None = None  # None: the column is absent or the cell empty
 
     @property
     def key(self) -> tuple[int, str]:
@@ -151,9 +156,9 @@ def header_problems(header: list[str]) -> list[str]:
     for name in header:
         if name in seen:
             problems.append(f"row 1, column {name or '(empty)'}: the column appears twice")
-        elif name not in COLUMNS:
+        elif name not in COLUMNS and name not in OPTIONAL_COLUMNS:
             problems.append(f"row 1, column {name or '(empty)'}: unexpected column "
-                            f"(expected {','.join(COLUMNS)})")
+                            f"(expected {','.join(COLUMNS)}, optionally {','.join(OPTIONAL_COLUMNS)})")
         seen.add(name)
     problems += [f"row 1, column {name}: missing column" for name in COLUMNS if name not in seen]
     return problems
@@ -233,6 +238,7 @@ class StoredOrder(NamedTuple):
     ordered_at: datetime.datetime
     paid_at: datetime.datetime | None
     cancelled_at: datetime.datetime | None
+    customer_is_business: bool
 
 
 assert StoredOrder._fields[1:] == IMPORTED_FIELDS  # _changes() zips them
@@ -271,7 +277,7 @@ def validate_rows(header: list[str], records: Iterable[list[str]], *, accounts: 
                 continue
             cells = {name: record[i].strip() for name, i in index.items()}
             bad: list[str] = []
-            for name in COLUMNS:
+            for name in index:
                 char = control_character(record[index[name]])
                 if char:
                     bad.append(f"row {row_no}, column {name}: contains a control character ({char}); "
@@ -314,6 +320,13 @@ def validate_rows(header: list[str], records: Iterable[list[str]], *, accounts: 
             currency = cells["currency"].upper()
             if currency and currency not in currencies:
                 bad.append(_cell_problem(row_no, "currency", cells["currency"], "is not an ISO 4217 currency code"))
+            is_business = None
+            raw_business = cells.get("customer_is_business", "")
+            if raw_business:
+                is_business = _BOOLEANS.get(raw_business.lower())
+                if is_business is None:
+                    bad.append(_cell_problem(row_no, "customer_is_business", raw_business,
+                                             "is not a yes/no value (true, false, 1, 0, ja, nein; empty: unchanged)"))
             dates: dict[str, datetime.datetime | None] = {}
             for name in ("ordered_at", "paid_at", "cancelled_at"):
                 dates[name] = None
@@ -342,7 +355,7 @@ def validate_rows(header: list[str], records: Iterable[list[str]], *, accounts: 
                 row=row_no, number=cells["number"], sales_account_id=account_id, payment_method_id=method_id,
                 customer_name=cells["customer_name"], customer_email=email, language=language, total=total,
                 currency=currency, ordered_at=dates["ordered_at"], paid_at=dates["paid_at"],
-                cancelled_at=dates["cancelled_at"],
+                cancelled_at=dates["cancelled_at"], customer_is_business=is_business,
             ))
     except csv.Error as exc:
         problems.append(f"row {row_no + 1}: the CSV is malformed ({exc})")  # csv rows count from the last good one
@@ -397,13 +410,21 @@ def _order_from_row(r: OrderRow, current: StoredOrder | None) -> Order:
         currency=r.currency, ordered_at=r.ordered_at,
         paid_at=r.paid_at or (current.paid_at if current else None),
         cancelled_at=r.cancelled_at or (current.cancelled_at if current else None),
+        customer_is_business=_is_business(r, current),
     )
+
+
+def _is_business(r: OrderRow, current: StoredOrder | None) -> bool:
+    """The row's value; an absent column or empty cell keeps the stored one (new orders: consumer)."""
+    if r.customer_is_business is not None:
+        return r.customer_is_business
+    return current.customer_is_business if current else False
 
 
 def _changes(r: OrderRow, current: StoredOrder) -> list[str]:
     """The imported fields whose value the row changes (datetimes compared as instants)."""
     new = (r.payment_method_id, r.customer_name, r.customer_email, r.language, r.total, r.currency, r.ordered_at,
-           r.paid_at or current.paid_at, r.cancelled_at or current.cancelled_at)
+           r.paid_at or current.paid_at, r.cancelled_at or current.cancelled_at, _is_business(r, current))
     return [name for name, value, old in zip(IMPORTED_FIELDS, new, current[1:], strict=True) if value != old]
 
 

@@ -43,6 +43,12 @@ class Order(models.Model):
     language = models.CharField(
         _("language"), max_length=2, choices=Language.choices, blank=True, help_text=_("Blank: the account's.")
     )
+    customer_is_business = models.BooleanField(
+        _("business customer"), default=False,
+        help_text=_("A business customer is in default from the day after the due date (§ 286 (3) BGB does "
+                    "not apply), pays default interest at base rate + 9 points and may owe the 40 EUR flat "
+                    "fee (§ 288 (5) BGB)."),
+    )
     total = models.DecimalField(
         _("total"), max_digits=12, decimal_places=2, validators=[MinValueValidator(Decimal("0"))]
     )

@@ -316,6 +316,7 @@ def run_naive(now_iso: str, account_id: int) -> dict:
 
     from common.dates import local_date
     from dunning.models import DunningConfig, Reminder, ReminderAssignment
+    from dunning.selectors import order_claim_on
     from dunning.templating import CompiledTemplate, render_reminder
     from orders.models import Order
 
@@ -337,7 +338,9 @@ def run_naive(now_iso: str, account_id: int) -> dict:
             locked = Order.objects.select_for_update().get(pk=order.pk)
             if locked.reminders_sent != 0 or Reminder.objects.filter(order=locked, level=1).exists():
                 continue
-            rendered = render_reminder(CompiledTemplate(assignment.template), locked, level=1, now=now)
+            owed, deadline = order_claim_on(locked, now=now, level=1)
+            rendered = render_reminder(CompiledTemplate(assignment.template), locked, level=1, now=now, claim=owed,
+                                       deadline=deadline)
             reminder = Reminder.objects.create(order=locked, level=1, trigger="automatic",
                                                recipient=locked.customer_email, subject=rendered.subject,
                                                body=rendered.body, created_at=now)

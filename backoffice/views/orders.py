@@ -3,6 +3,8 @@ unknown), the audit trail and the actions that apply to it."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -12,7 +14,7 @@ from django.views.decorators.http import require_POST
 
 from common.dates import local_date, local_today
 from dunning.models import DunningLevel, Reminder
-from dunning.selectors import active_configs, stale_after
+from dunning.selectors import active_configs, order_claim_on, stale_after
 from dunning.services import ReminderNotPending, ReminderStillInFlight, reminder_mark_failed, reminder_mark_sent
 from orders.models import Order
 
@@ -31,7 +33,10 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
     level = level_of(order, now=now, configs=configs) if order.is_open else None
     reminders = list(order.reminders.select_related("sent_by", "template").order_by("-created_at", "-id"))
     stale_before = now - stale_after()
+    claim, _deadline = order_claim_on(order, now=now) if order.is_open else (None, None)
     for reminder in reminders:
+        # the claim the reminder stated, frozen when it was sent (empty for reminders sent before)
+        reminder.claim_figures = {k: Decimal(v) for k, v in reminder.claim_snapshot.items()} or None
         reminder.outcome_unknown = reminder.status == Reminder.Status.PENDING and reminder.created_at < stale_before
         reminder.in_flight = reminder.status == Reminder.Status.PENDING and not reminder.outcome_unknown
     return render(
@@ -39,6 +44,7 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "backoffice/order_detail.html",
         {
             "order": order,
+            "claim": claim,
             "level": level,
             "notify_level": level if level in DunningLevel.sendable() else None,
             "days_overdue": order.days_overdue(today),

@@ -29,6 +29,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import InterfaceError, OperationalError, transaction
 from django.db import connection as db_connection
 
+from common.dates import local_today
 from common.iterables import chunked
 from orders.audit import order_events_log
 from orders.models import Order, OrderEvent
@@ -202,6 +203,10 @@ class SendBatch:
         self.run = run
         self.configs = configs
         self.resolver = TemplateResolver(level)
+        # The claim's inputs: the configs' fees and deadlines, and the base rates, once per batch.
+        self.config_by_key = {(c.sales_account_id, c.payment_method_id): c for c in configs}
+        self.rates = selectors.base_rates()
+        self.today = local_today(now)
         self.outcome = SendOutcome()
         self.concurrency = max(1, int(getattr(settings, "DUNNING_SEND_CONCURRENCY", 32)))
         self.limiter = rate_limiter()
@@ -234,8 +239,12 @@ class SendBatch:
                        .order_by("id"))
             # Race: a concurrent run may have claimed one of these rows between this statement's snapshot
             # and our lock. This query has a fresh snapshot (READ COMMITTED) and sees its committed claim.
-            live = set(Reminder.objects.filter(order_id__in=[o.id for o in due], level=self.level)
+            due_ids = [o.id for o in due]
+            live = set(Reminder.objects.filter(order_id__in=due_ids, level=self.level)
                        .exclude(status=Reminder.Status.FAILED).values_list("order_id", flat=True))
+            # The claim's per-order inputs, one query each per chunk (none at level 1, none for payments yet).
+            firsts = selectors.first_deadlines(due_ids) if self.level > DunningLevel.FIRST else {}
+            payments = selectors.claim_payments_by_order(due_ids)
             rows: list[Reminder] = []
             rendered_by_order: dict[int, RenderedEmail] = {}
             orders: dict[int, Order] = {}
@@ -249,10 +258,18 @@ class SendBatch:
                     outcome.skipped[order.id] = order.skip_reason
                     continue
                 template = self.resolver.template_for(order.sales_account_id, order.effective_language)
+                config = self.config_by_key.get((order.sales_account_id, order.payment_method_id))
+                deadline = selectors.reminder_deadline(config, on=self.today)
+                owed = selectors.order_claim(
+                    order, on=self.today, levels_sent=self.level, config=config, rates=self.rates,
+                    first_deadline=deadline if self.level == DunningLevel.FIRST else firsts.get(order.id),
+                    payments=payments.get(order.id, []))
                 row = Reminder(order=order, level=self.level, trigger=self.trigger, sent_by=self.user, run=self.run,
-                               template=template, recipient=order.customer_email, claim=claim, created_at=self.now)
+                               template=template, recipient=order.customer_email, claim=claim, created_at=self.now,
+                               claim_snapshot=owed.snapshot(), deadline=deadline)
                 try:
-                    rendered = render_reminder(self.resolver.compiled(template), order, level=self.level, now=self.now)
+                    rendered = render_reminder(self.resolver.compiled(template), order, level=self.level, now=self.now,
+                                               claim=owed, deadline=deadline)
                 except Exception as exc:  # one broken template fails its reminders, not the run
                     row.status = Reminder.Status.FAILED
                     row.error = f"Template {template}: {error_text(exc)}"

@@ -246,3 +246,13 @@ def test_bounced_address_is_counted_and_skipped(bo_client, place, assignments, m
     bo_client.post(NOTIFY, {"dunning_level": "2", "ids": ids})
     assert len(mailoutbox) == 2
     assert DunningRun.objects.get().details["skipped"] == {"bounced": 1}
+
+
+def test_confirmation_preview_states_the_claim(bo_client, level1):
+    response = bo_client.get(NOTIFY, {"dunning_level": "1", "ids": [o.pk for o in level1]})
+    plan = response.context["plan"]
+    assert plan.preview_claim is not None and plan.preview_deadline is not None
+    html = response.content.decode()
+    assert "Forderung in dieser Mahnung" in html and "Insgesamt fällig" in html and "Zahlungsfrist" in html
+    # a consumer's first reminder: level 1 is free and default has not begun
+    assert plan.preview_claim.total_due == plan.preview_order.total

@@ -166,3 +166,25 @@ def test_the_history_shows_every_action_by_its_label(bo_client, place):
         assert f"<td>{action.value}</td>" not in html, action
     for label in ("Mahnung unzustellbar", "Als Spam gemeldet", "Importiert", "In der Verwaltung geändert"):
         assert label in html, label
+
+
+def test_order_page_shows_todays_claim_and_each_reminders_frozen_claim(bo_client, place, config):
+    config.charge_flat_fee_b2b = True
+    config.save()
+    order = place(16, sent=1, number="B-1", customer_is_business=True)
+    Reminder.objects.filter(order=order).update(
+        claim_snapshot={"principal": "49.90", "paid": "0.00", "fees": "0.00", "flat_fee": "40.00",
+                        "interest": "0.12", "total_due": "90.02"},
+        deadline=datetime.date(2026, 12, 14), subject="Mahnung B-1")
+    html = bo_client.get(url(order)).content.decode()
+    assert "Forderung heute" in html and "Unternehmer" in html
+    assert "Pauschale (§ 288 Abs. 5 BGB)" in html and "40,00\xa0€" in html
+    # the reminder's own figures, as they were sent
+    assert "In dieser Mahnung genannte Forderung" in html
+    assert "90,02\xa0€" in html and "0,12\xa0€" in html and "14.12.2026" in html
+
+
+def test_order_page_of_a_paid_order_shows_no_claim_today(bo_client, place):
+    order = place(16, paid_at=timezone.now())
+    html = bo_client.get(url(order)).content.decode()
+    assert "Forderung heute" not in html

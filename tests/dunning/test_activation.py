@@ -182,7 +182,12 @@ def form_data(config: DunningConfig, **changes) -> dict:
         "only_orders_since": config.only_orders_since.isoformat() if config.only_orders_since else "",
         "cancel_after_days": "" if config.cancel_after_days is None else config.cancel_after_days,
         "cancellation_action": config.cancellation_action, "_save": "Save",
+        "level_1_fee": str(config.level_1_fee), "level_2_fee": str(config.level_2_fee),
+        "level_3_fee": str(config.level_3_fee), "payment_deadline_days": config.payment_deadline_days,
     }
+    for flag in ("charge_flat_fee_b2b", "charge_interest"):
+        if getattr(config, flag):
+            data[flag] = "on"
     if config.is_active:
         data["is_active"] = "on"
     data.update(changes)

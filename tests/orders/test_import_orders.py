@@ -312,3 +312,38 @@ def test_update_writes_only_the_changed_fields(shop, tmp_path):
     order.refresh_from_db()
     assert order.total == Decimal("2.00")
     assert order.paid_at == berlin(2026, 11, 26, 9)
+
+
+# --- customer_is_business (optional column) --------------------------------------------------------
+
+def test_business_column_is_optional_and_parsed(shop, tmp_path):
+    columns = [*COLUMNS, "customer_is_business"]
+    values = {"1001": "true", "1002": "0", "1003": "Ja", "1004": "nein", "1005": "1", "1006": ""}
+    path = write(tmp_path, csv_text([row(number=n, customer_is_business=v) for n, v in values.items()],
+                                    columns=columns))
+    assert "created 6" in run(path)
+    stored = dict(Order.objects.values_list("number", "customer_is_business"))
+    assert stored == {"1001": True, "1002": False, "1003": True, "1004": False, "1005": True, "1006": False}
+
+
+def test_business_column_absent_keeps_the_stored_value(shop, tmp_path):
+    path = write(tmp_path, csv_text([row(customer_is_business="ja")], columns=[*COLUMNS, "customer_is_business"]))
+    run(path)
+    # a later export without the column (or with an empty cell) changes nothing
+    assert "unchanged" in run(write(tmp_path, csv_text([row()]), name="again.csv"))
+    assert "(1 unchanged)" in run(write(tmp_path, csv_text([row(customer_is_business="")],
+                                                           columns=[*COLUMNS, "customer_is_business"]),
+                                        name="empty.csv"))
+    assert Order.objects.get().customer_is_business is True
+    out = run(write(tmp_path, csv_text([row(customer_is_business="false")],
+                                       columns=[*COLUMNS, "customer_is_business"]), name="off.csv"))
+    assert "updated 1" in out
+    assert Order.objects.get().customer_is_business is False
+
+
+def test_business_column_bad_value_is_refused(shop, tmp_path):
+    path = write(tmp_path, csv_text([row(customer_is_business="vielleicht")],
+                                    columns=[*COLUMNS, "customer_is_business"]))
+    lines, _exc = run_failing(path)
+    assert any('row 2, column customer_is_business: "vielleicht" is not a yes/no value' in line for line in lines)
+    assert not Order.objects.exists()

@@ -2,14 +2,15 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from orders.importing import COLUMNS, OrderFileError, OrderImportError, import_orders_file
+from orders.importing import COLUMNS, OPTIONAL_COLUMNS, OrderFileError, OrderImportError, import_orders_file
 
 
 class Command(BaseCommand):
     help = (
         "Creates or updates orders, keyed by (sales account, number), from a UTF-8 CSV file (comma or "
-        f"semicolon) with the header {','.join(COLUMNS)}. Every row is checked first: one bad row and "
-        "nothing is imported. Dunning state of existing orders is never changed."
+        f"semicolon) with the header {','.join(COLUMNS)} (optionally {','.join(OPTIONAL_COLUMNS)}). "
+        "Every row is checked first: one bad row and nothing is imported. Dunning state of existing orders "
+        "is never changed."
     )
 
     def add_arguments(self, parser):
