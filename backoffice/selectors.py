@@ -11,7 +11,8 @@ from typing import Any
 
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import Count, Exists, OuterRef, QuerySet, Value
+from django.db.models import Count, Exists, F, OuterRef, QuerySet, Value, Window
+from django.db.models.functions import RowNumber
 from django.utils.functional import cached_property
 
 from dunning.models import DunningConfig, DunningLevel, EmailTemplate, Reminder
@@ -30,6 +31,7 @@ from dunning.templating import RenderedEmail, render_reminder
 from orders.models import OPEN, Order
 
 COUNT_CAP = 10_000
+NOTIFY_SAMPLE = 50  # orders named on the Notify confirmation, each list; the rest via the overview
 
 
 def open_orders(*, now: datetime.datetime, configs: Iterable[DunningConfig]) -> QuerySet[Order]:
@@ -161,6 +163,10 @@ class NotifyPlan:
     preview: RenderedEmail | None = None
     preview_template: EmailTemplate | None = None
     preview_error: str = ""
+    # the first NOTIFY_SAMPLE orders by number that would get the reminder (each with `.template`)
+    # and that would be skipped (each with `.skip_reason`)
+    send_sample: list[Order] = field(default_factory=list)
+    skip_sample: list[Order] = field(default_factory=list)
 
     @property
     def skipped(self) -> int:
@@ -170,10 +176,12 @@ class NotifyPlan:
 def notify_plan(
     selection: QuerySet[Order], *, level: int, now: datetime.datetime, configs: list[DunningConfig]
 ) -> NotifyPlan:
-    """What a Notify of `selection` at `level` would do, in two queries whatever the size of the
-    selection: each order's skip reason from the engine's own checks (dunning.selectors
+    """What a Notify of `selection` at `level` would do, in three queries whatever the size
+    of the selection: each order's skip reason from the engine's own checks (dunning.selectors
     `due_checks` + `delivery_checks`, first failing check wins, NULL = it would be sent), counted
-    per (reason, account, language); and a rendered preview of the first order that would be sent."""
+    per (reason, account, language); the first NOTIFY_SAMPLE orders by number that would be sent
+    (with the template each gets) and that would be skipped (with the reason); and a rendered
+    preview of the first order that would be sent."""
     resolver = TemplateResolver(level)
     checks = due_checks(level, now=now, configs=configs, automatic=False) + delivery_checks(
         accounts_with_template=resolver.accounts
@@ -220,6 +228,14 @@ def notify_plan(
         will_send=will_send,
         groups=list(merged.values()),
     )
+    # the first orders by number of each reason (and of "sent"), in one query whatever the data
+    first = Window(RowNumber(), partition_by=[F("skip_reason")], order_by=[F("number").asc(), F("id").asc()])
+    sample = sorted(decided.select_related("sales_account").annotate(nth=first).filter(nth__lte=NOTIFY_SAMPLE),
+                    key=lambda order: (order.number, order.pk))
+    plan.send_sample = [order for order in sample if order.skip_reason is None][:NOTIFY_SAMPLE]
+    plan.skip_sample = [order for order in sample if order.skip_reason is not None][:NOTIFY_SAMPLE]
+    for order in plan.send_sample:
+        order.template = resolver.template_for(order.sales_account_id, order.effective_language)
     if will_send:
         preview_order = (
             decided.filter(skip_reason__isnull=True).select_related("sales_account", "payment_method").order_by("id")
