@@ -111,6 +111,7 @@ def open_payments(request: HttpRequest) -> HttpResponse:
     orders = list(page.object_list)
     for order in orders:
         order.overdue = order.days_overdue(today)
+        order.due_in = -order.overdue if order.overdue is not None and order.overdue < 0 else 0
     ordering = filterset.form.cleaned_data.get("o") or []
     filter_params = OpenOrderFilter.params(request.GET)
     return render(

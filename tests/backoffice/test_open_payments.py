@@ -383,3 +383,26 @@ def test_sorting_by_amount_never_mixes_currencies(bo_client, place):
     assert numbers == ["E-big", "E-small", "G-mid"]
     numbers = [o.number for o in bo_client.get(URL, {"o": "total"}).context["orders"]]
     assert numbers == ["E-small", "E-big", "G-mid"]
+
+
+# --- the rule explained where it is used (issue 18, item 4) ---------------------------------------------
+
+
+def test_not_yet_due_orders_say_due_in_n_days(bo_client, place):
+    place(-13, number="SOON")
+    html = bo_client.get(URL).content.decode()
+    assert "fällig in 13 Tagen" in html
+    assert ">-13<" not in html
+
+
+def test_overview_links_the_help_with_each_configs_days_and_the_next_run(bo_client, config, assignments):
+    from dunning.models import ReminderAssignment
+
+    ReminderAssignment.objects.filter(level=1).update(send_automatically=True)
+    assert "So wird gerechnet" in bo_client.get(URL).content.decode()
+    html = bo_client.get(URL + "help/").content.decode()
+    assert "Die Tage je Verkaufskanal und Zahlungsart" in html
+    assert "Webshop" in html and "Rechnung" in html and "14 Tage" in html
+    assert f"{config.level_2_days} Tage überfällig" in html
+    assert "Mahnstufe 1" in html
+    assert "Der automatische Lauf ist ausgeschaltet" in html
