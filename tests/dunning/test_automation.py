@@ -348,7 +348,7 @@ def test_switching_on_shows_what_the_first_run_would_do_then_saves_on_yes(client
     html = response.content.decode()
     assert response.status_code == 200
     assert "Sie schalten den automatischen Lauf ein (alle 15 Minuten)" in html
-    assert "2 Mahnungen versendet" in html
+    assert "2 Mahnungen fällig zum automatischen Versand" in html
     assert "1 fällig, nur von Hand" in html
     assert "/orders/open-payments/?dunning_level=1&amp;sales_account=" in html
     assert "Ja, einschalten" in html
