@@ -41,7 +41,7 @@ def shop(transactional_db, staff):  # noqa: F811
     }
 
 
-def sign_in(page, live_server, username="backoffice"):
+def sign_in(page, live_server, username="backoffice"):  # noqa: F811
     page.goto(live_server.url + "/accounts/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", "secret-pass-123")
@@ -88,7 +88,7 @@ def test_switching_the_job_on_shows_the_first_run_first(shop, live_server, page)
     assert "Sie schalten den automatischen Lauf ein" in text
     # the no-e-mail order is due too; the run itself skips it and reports why
     assert "3 Mahnungen fällig zum automatischen Versand" in text
-    assert "Ja, einschalten" == page.locator("#confirm-automation").input_value()
+    assert page.locator("#confirm-automation").input_value() == "Ja, einschalten"
     assert not DunningAutomation.load().enabled
     page.click("#confirm-automation")
     page.wait_for_load_state()
