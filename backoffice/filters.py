@@ -47,8 +47,8 @@ def due_at_expression() -> Case:
 
 
 class OverviewOrdering(django_filters.OrderingFilter):
-    """Column sorting (`?o=number`, `?o=-total`) with a stable tie-breaker, empty values last
-    and "days overdue" sorted by the due date."""
+    """Column sorting (`?o=number`, `?o=-total`) with a stable tie-breaker, empty values last,
+    "days overdue" sorted by the due date and amounts by currency first (never mixed)."""
 
     NULLABLE = {"last_reminder_at", "current_level"}
 
@@ -65,6 +65,9 @@ class OverviewOrdering(django_filters.OrderingFilter):
             if field == "due_at":
                 qs = qs.annotate(due_at=due_at_expression())
                 descending = not descending  # more days overdue = earlier due date
+            if field == "total":
+                # amounts of different currencies are not comparable: by currency first, then amount
+                ordering.append(F("currency").asc())
             nulls_last = True if field in self.NULLABLE else None
             expr = F(field).desc(nulls_last=nulls_last) if descending else F(field).asc(nulls_last=nulls_last)
             ordering.append(expr)

@@ -7,11 +7,13 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import Count, Exists, OuterRef, QuerySet, Value
+from django.db.models import Count, Exists, F, OuterRef, QuerySet, Sum, Value, Window
+from django.db.models.functions import RowNumber
 from django.utils.functional import cached_property
 
 from dunning import selectors as dunning_selectors
@@ -32,6 +34,7 @@ from dunning.templating import RenderedEmail, render_reminder
 from orders.models import OPEN, Order
 
 COUNT_CAP = 10_000
+NOTIFY_SAMPLE = 50  # orders named on the Notify confirmation, each list; the rest via the overview
 
 
 def open_orders(*, now: datetime.datetime, configs: Iterable[DunningConfig]) -> QuerySet[Order]:
@@ -62,7 +65,8 @@ class CappedPaginator(Paginator):
     COUNT(*) over a million orders; `is_capped` tells the page to say "more than".
 
     `known_count`: the exact count when the caller has it already (a level-filtered list is
-    exactly its level tab, counted by `level_counts`), so no count query runs.
+    exactly its level tab, an unfiltered one all of them, counted by `level_totals`), so no count
+    query runs.
 
     A page is read in two steps: the page's ids (the filters and the sort only, LIMIT/OFFSET), then
     `rows(ids)`: the rows with what the page shows of them (level, badges, account, method),
@@ -137,6 +141,47 @@ def level_counts(qs: QuerySet[Order], *, now: datetime.datetime,
     return dict(zip(DunningLevel, counts, strict=True))
 
 
+Sums = list[tuple[str, Decimal]]  # (currency, amount outstanding), by currency
+
+
+@dataclass
+class LevelTotals:
+    """How many orders and how much money per currency: of all of a queryset and of each level's
+    part of it."""
+
+    counts: dict[DunningLevel, int]
+    sums: dict[DunningLevel, Sums]
+    all_count: int = 0
+    all_sums: Sums = field(default_factory=list)
+
+
+def level_totals(qs: QuerySet[Order], *, now: datetime.datetime, configs: list[DunningConfig]) -> LevelTotals:
+    """The counts and the amounts outstanding per currency of `qs` and of each level, in one
+    query: `GROUP BY currency` with a COUNT and a SUM ... FILTER (level_q) per level. It reads each
+    order's row (the amount is not in the index): the page needs the money, and the counts come
+    with it at no extra cost, where `level_counts` would be a second query. A currency with
+    nothing at a level is left out of that level's sums."""
+    active = [c for c in configs if c.is_active]
+    aggregates: dict[str, Any] = {"n_all": Count("pk"), "sum_all": Sum("total")}
+    if active:
+        for level in DunningLevel:
+            at_level = level_q(level, now=now, configs=active)
+            aggregates[f"n_{level.value}"] = Count("pk", filter=at_level)
+            aggregates[f"sum_{level.value}"] = Sum("total", filter=at_level)
+    rows = qs.order_by().values("currency").annotate(**aggregates).order_by("currency")
+    totals = LevelTotals(counts=dict.fromkeys(DunningLevel, 0), sums={level: [] for level in DunningLevel})
+    for row in rows:
+        totals.all_count += row["n_all"]
+        if row["n_all"]:
+            totals.all_sums.append((row["currency"], row["sum_all"]))
+        for level in DunningLevel:
+            n = row.get(f"n_{level.value}") or 0
+            totals.counts[level] += n
+            if n:
+                totals.sums[level].append((row["currency"], row[f"sum_{level.value}"]))
+    return totals
+
+
 # --- what a Notify would do ---------------------------------------------------------------------
 
 
@@ -165,6 +210,10 @@ class NotifyPlan:
     preview_error: str = ""
     preview_claim: Claim | None = None  # the claim the previewed reminder states
     preview_deadline: datetime.date | None = None
+    # the first NOTIFY_SAMPLE orders by number that would get the reminder (each with `.template`)
+    # and that would be skipped (each with `.skip_reason`)
+    send_sample: list[Order] = field(default_factory=list)
+    skip_sample: list[Order] = field(default_factory=list)
 
     @property
     def skipped(self) -> int:
@@ -174,10 +223,12 @@ class NotifyPlan:
 def notify_plan(
     selection: QuerySet[Order], *, level: int, now: datetime.datetime, configs: list[DunningConfig]
 ) -> NotifyPlan:
-    """What a Notify of `selection` at `level` would do, in two queries whatever the size of the
-    selection: each order's skip reason from the engine's own checks (dunning.selectors
+    """What a Notify of `selection` at `level` would do, in three queries whatever the size
+    of the selection: each order's skip reason from the engine's own checks (dunning.selectors
     `due_checks` + `delivery_checks`, first failing check wins, NULL = it would be sent), counted
-    per (reason, account, language); and a rendered preview of the first order that would be sent."""
+    per (reason, account, language); the first NOTIFY_SAMPLE orders by number that would be sent
+    (with the template each gets) and that would be skipped (with the reason); and a rendered
+    preview of the first order that would be sent."""
     resolver = TemplateResolver(level)
     checks = due_checks(level, now=now, configs=configs, automatic=False) + delivery_checks(
         accounts_with_template=resolver.accounts
@@ -224,6 +275,14 @@ def notify_plan(
         will_send=will_send,
         groups=list(merged.values()),
     )
+    # the first orders by number of each reason (and of "sent"), in one query whatever the data
+    first = Window(RowNumber(), partition_by=[F("skip_reason")], order_by=[F("number").asc(), F("id").asc()])
+    sample = sorted(decided.select_related("sales_account").annotate(nth=first).filter(nth__lte=NOTIFY_SAMPLE),
+                    key=lambda order: (order.number, order.pk))
+    plan.send_sample = [order for order in sample if order.skip_reason is None][:NOTIFY_SAMPLE]
+    plan.skip_sample = [order for order in sample if order.skip_reason is not None][:NOTIFY_SAMPLE]
+    for order in plan.send_sample:
+        order.template = resolver.template_for(order.sales_account_id, order.effective_language)
     if will_send:
         preview_order = (
             decided.filter(skip_reason__isnull=True).select_related("sales_account", "payment_method").order_by("id")

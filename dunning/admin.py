@@ -27,6 +27,7 @@ from .models import (
     ReminderAssignment,
     TrackingEvent,
 )
+from .selectors import active_configs
 from .tracking import provider_names
 
 # POST keys of the confirmation page itself, never carried over as form data
@@ -226,6 +227,44 @@ class DunningAutomationAdmin(SuperuserOnlyMixin, admin.ModelAdmin):
                 "now": now,
             })
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def changeform_view(self, request: HttpRequest, object_id=None, form_url="", extra_context=None):
+        """Switching the job on, or shortening its interval, first shows what the first run would do
+        at once (per active config: reminders per level sent automatically, prepayment orders
+        flagged or cancelled); only the POST of "Yes, switch on" with `confirmed` saves."""
+        if request.method == "POST" and request.POST.get("confirmed") != "1" and self.has_change_permission(request):
+            response = self._activation_confirmation(request)
+            if response is not None:
+                return response
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def _activation_confirmation(self, request: HttpRequest) -> HttpResponse | None:
+        old = DunningAutomation.load()
+        form = self.get_form(request, old, change=True)(request.POST, instance=DunningAutomation.load())
+        if not form.is_valid():
+            return None  # the normal form errors
+        new = form.instance
+        switched_on = new.enabled and not old.enabled
+        shortened = new.enabled and old.enabled and new.interval_minutes < old.interval_minutes
+        if not (switched_on or shortened):
+            return None
+        now = timezone.now()
+        previews = [activation.activation_preview(config, now=now) for config in active_configs()]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "app_label": self.opts.app_label,
+            "title": gettext("Confirm: what the first run would do"),
+            "switched_on": switched_on,
+            "old": old,
+            "new": new,
+            "previews": previews,
+            "reminders_at_once": sum(p.reminders_at_once for p in previews),
+            "cancellations": sum(p.cancellation_count for p in previews),
+            "hidden_fields": [(k, v) for k, values in request.POST.lists() if k not in _CONFIRMATION_KEYS
+                              for v in values],
+        }
+        return TemplateResponse(request, "admin/dunning/dunningautomation/activation_confirmation.html", context)
 
     def save_model(self, request: HttpRequest, obj: DunningAutomation, form, change: bool) -> None:
         saved = automation_update(enabled=obj.enabled, interval_minutes=obj.interval_minutes, user=request.user,

@@ -2,6 +2,8 @@ from decimal import Decimal
 
 from django import template
 from django.template.defaultfilters import date as date_filter
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString
 from django.utils.timezone import template_localtime
 from django.utils.translation import get_language
 
@@ -22,6 +24,15 @@ def money(value: Decimal | None, currency: str = "EUR") -> str:
     if value is None:
         return ""
     return format_money(value, currency or "EUR", _language())
+
+
+@register.filter
+def money_sums(sums) -> SafeString:
+    """Amounts per currency, [(currency, amount), ...], as "12.345,67 € + 99,00 CHF" ("" when none),
+    each amount unbroken:
+    amounts of different currencies are never added up."""
+    amounts = ((format_money(amount, currency or "EUR", _language()),) for currency, amount in sums or [])
+    return format_html_join(" + ", '<span class="amount">{}</span>', amounts)
 
 
 @register.filter

@@ -3,8 +3,9 @@ and the order page. Views read through selectors, write through services, and tu
 messages."""
 
 from .bulk import bulk_action
+from .help import overview_help
 from .notify import notify, notify_run
 from .orders import order_detail, reminder_resolve
 from .overview import open_payments
 
-__all__ = ["bulk_action", "notify", "notify_run", "open_payments", "order_detail", "reminder_resolve"]
+__all__ = ["bulk_action", "notify", "notify_run", "open_payments", "order_detail", "overview_help", "reminder_resolve"]

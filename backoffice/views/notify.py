@@ -50,6 +50,7 @@ def notify(request: HttpRequest) -> HttpResponse:
                 "filter_params": OpenOrderFilter.params(data),
                 "next": data.get("next", ""),
                 "back_url": next_url(request, data),
+                "overview_url": OpenOrderFilter.list_url(data),
                 "async_threshold": settings.DUNNING_ASYNC_NOTIFY_THRESHOLD,
                 "runs_async": plan.selected > settings.DUNNING_ASYNC_NOTIFY_THRESHOLD,
             },

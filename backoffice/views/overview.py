@@ -8,6 +8,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.utils.translation import pgettext_lazy
 
 from common.dates import local_today
@@ -17,7 +18,7 @@ from dunning.selectors import active_configs
 from ..bulk_actions import BULK_ACTIONS
 from ..filters import LEVEL_FILTER_CHOICES, YES_NO, OpenOrderFilter
 from ..permissions import back_office_required
-from ..selectors import CappedPaginator, level_counts, open_orders, with_badges
+from ..selectors import CappedPaginator, level_totals, open_orders, with_badges
 
 PAGE_SIZE = 50
 
@@ -42,7 +43,9 @@ def _sort_headers(current: list[str]) -> list[dict[str, Any]]:
     active = current[0] if current else ""
     headers = []
     for param, label, css in COLUMNS:
-        header = {"label": label, "css": css, "param": param, "direction": "", "next": ""}
+        header = {"label": label, "css": css, "param": param, "direction": "", "next": "", "title": ""}
+        if param == "total":
+            header["title"] = _("Sorted by currency first, then by amount")
         if param:
             if active == param:
                 header["direction"], header["next"] = "asc", f"-{param}"
@@ -93,18 +96,22 @@ def open_payments(request: HttpRequest) -> HttpResponse:
     base = open_orders(now=now, configs=configs)  # built once: the level annotation is costly to build
     filterset = OpenOrderFilter(request.GET, queryset=base, now=now, configs=configs)
     level = filterset.level
-    counts = level_counts(filterset.qs_without("dunning_level"), now=now, configs=configs)
+    # the tab counts and the money per currency, in one query
+    totals = level_totals(filterset.qs_without("dunning_level"), now=now, configs=configs)
+    counts, sums = totals.counts, totals.sums
     paginator = CappedPaginator(
         filterset.qs,
         PAGE_SIZE,
-        # filtered by level, the list is exactly that level's tab: its count is known already
-        known_count=counts[level] if level is not None else None,
+        # filtered by level, the list is exactly that level's tab, else all the tabs: its count
+        # is known already
+        known_count=counts[level] if level is not None else totals.all_count,
         rows=lambda ids: with_badges(base.filter(pk__in=ids), now=now).order_by(),
     )
     page = paginator.get_page(request.GET.get("page"))
     orders = list(page.object_list)
     for order in orders:
         order.overdue = order.days_overdue(today)
+        order.due_in = -order.overdue if order.overdue is not None and order.overdue < 0 else 0
     ordering = filterset.form.cleaned_data.get("o") or []
     filter_params = OpenOrderFilter.params(request.GET)
     return render(
@@ -122,10 +129,13 @@ def open_payments(request: HttpRequest) -> HttpResponse:
                     "value": value,
                     "label": label,
                     "count": counts[DunningLevel.from_param(value)],
+                    "sums": sums[DunningLevel.from_param(value)],
                     "active": value == request.GET.get("dunning_level"),
                 }
                 for value, label in LEVEL_FILTER_CHOICES
             ],
+            "sums": sums[level] if level is not None else totals.all_sums,
+            "all_sums": totals.all_sums,
             "chips": _chips(filterset, request.GET),
             "filter_errors": _filter_errors(filterset),
             "page_range": paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),

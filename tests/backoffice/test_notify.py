@@ -256,3 +256,37 @@ def test_confirmation_preview_states_the_claim(bo_client, level1):
     assert "Forderung in dieser Mahnung" in html and "Insgesamt fällig" in html and "Zahlungsfrist" in html
     # a consumer's first reminder: level 1 is free and default has not begun
     assert plan.preview_claim.total_due == plan.preview_order.total
+
+
+# --- the confirmation names the orders (issue 18, item 1) -----------------------------------------------
+
+
+def test_confirmation_names_the_orders_sent_and_skipped_with_template_and_reason(bo_client, level1, place):
+    no_mail = place(10, number="NOMAIL", customer_email="", customer_name="Erika Ohnemail")
+    ids = [o.pk for o in level1] + [no_mail.pk]
+    response = bo_client.get(NOTIFY, {"dunning_level": "1", "ids": ids})
+    plan = response.context["plan"]
+    assert [o.number for o in plan.send_sample] == ["A0", "A1", "A2"]
+    assert all(o.template is not None for o in plan.send_sample)
+    assert [(o.number, o.skip_reason) for o in plan.skip_sample] == [("NOMAIL", "no_email")]
+    html = response.content.decode()
+    assert "Diese 3 Aufträge erhalten die Mahnung" in html
+    assert "Dieser Auftrag wird übersprungen" in html
+    assert "Erika Ohnemail" in html and "keine E-Mail-Adresse" in html
+    assert level1[0].customer_name in html
+    assert plan.send_sample[0].template.name in html
+
+
+def test_confirmation_names_the_first_50_and_links_the_rest(bo_client, place, assignments):
+    for i in range(55):
+        place(10, number=f"N{i:03d}")
+    for i in range(52):
+        place(10, number=f"S{i:03d}", customer_email="")
+    response = bo_client.get(NOTIFY, {"dunning_level": "1", "select_across": "1"})
+    plan = response.context["plan"]
+    assert len(plan.send_sample) == 50 and plan.send_sample[0].number == "N000"
+    assert len(plan.skip_sample) == 50 and plan.skip_sample[-1].number == "S049"
+    html = response.content.decode()
+    assert "Die ersten 50 von 55 nach Auftragsnummer." in html
+    assert "Alle in der gefilterten Übersicht" in html
+    assert 'href="/orders/open-payments/?dunning_level=1"' in html

@@ -355,3 +355,54 @@ def test_query_count_budget(bo_client, place, django_assert_max_num_queries):
     _make_orders(place, 60)
     with django_assert_max_num_queries(11):
         bo_client.get(URL)
+
+
+# --- money, not only counts (issue 18, item 3) -------------------------------------------------------
+
+
+def test_tabs_and_filter_show_the_amount_outstanding_per_currency(bo_client, place):
+    place(10, number="E1", total=Decimal("12000.00"))
+    place(10, number="E2", total=Decimal("345.67"))
+    place(10, number="G1", total=Decimal("99.00"), currency="GBP")
+    place(16, sent=1, number="E3", total=Decimal("10.00"))
+    response = bo_client.get(URL, {"dunning_level": "1"})
+    tabs = {tab["value"]: tab["sums"] for tab in response.context["level_tabs"]}
+    assert tabs["1"] == [("EUR", Decimal("12345.67")), ("GBP", Decimal("99.00"))]
+    assert tabs["2"] == [("EUR", Decimal("10.00"))]
+    assert tabs["3"] == []
+    html = response.content.decode()
+    assert "3 Aufträge" in html
+    assert '<span class="amount">12.345,67\xa0€</span> + <span class="amount">99,00\xa0£</span>' in html
+
+
+def test_sorting_by_amount_never_mixes_currencies(bo_client, place):
+    place(10, number="E-big", total=Decimal("500.00"))
+    place(10, number="G-mid", total=Decimal("200.00"), currency="GBP")
+    place(10, number="E-small", total=Decimal("100.00"))
+    numbers = [o.number for o in bo_client.get(URL, {"o": "-total"}).context["orders"]]
+    assert numbers == ["E-big", "E-small", "G-mid"]
+    numbers = [o.number for o in bo_client.get(URL, {"o": "total"}).context["orders"]]
+    assert numbers == ["E-small", "E-big", "G-mid"]
+
+
+# --- the rule explained where it is used (issue 18, item 4) ---------------------------------------------
+
+
+def test_not_yet_due_orders_say_due_in_n_days(bo_client, place):
+    place(-13, number="SOON")
+    html = bo_client.get(URL).content.decode()
+    assert "fällig in 13 Tagen" in html
+    assert ">-13<" not in html
+
+
+def test_overview_links_the_help_with_each_configs_days_and_the_next_run(bo_client, config, assignments):
+    from dunning.models import ReminderAssignment
+
+    ReminderAssignment.objects.filter(level=1).update(send_automatically=True)
+    assert "So wird gerechnet" in bo_client.get(URL).content.decode()
+    html = bo_client.get(URL + "help/").content.decode()
+    assert "Die Tage je Verkaufskanal und Zahlungsart" in html
+    assert "Webshop" in html and "Rechnung" in html and "14 Tage" in html
+    assert f"{config.level_2_days} Tage überfällig" in html
+    assert "Mahnstufe 1" in html
+    assert "Der automatische Lauf ist ausgeschaltet" in html

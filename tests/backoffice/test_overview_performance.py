@@ -13,7 +13,7 @@ import random
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, models
 from django.db.models import Count, Q
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -248,12 +248,13 @@ def test_a_level_page_counts_once(bo_client, place, level):
     assert response.context["paginator"].count == 1
 
 
-def test_the_unfiltered_page_counts_twice(bo_client, place):
+def test_the_unfiltered_page_counts_once(bo_client, place):
     place(10, number="L1")
     bo_client.get(URL)
     with CaptureQueriesContext(connection) as ctx:
         bo_client.get(URL)
-    assert len(_counts(ctx.captured_queries)) == 2  # the tabs, and the capped count of all open orders
+    # issue 18: the tabs' counts and sums in one query, which also counts the list (it was 2)
+    assert len(_counts(ctx.captured_queries)) == 1
 
 
 @pytest.mark.parametrize(
@@ -336,3 +337,23 @@ def test_paginator_with_rows_reads_ids_then_rows(place, django_assert_num_querie
     empty = CappedPaginator(qs.none(), 3, known_count=0, rows=lambda ids: pytest.fail("no rows to read"))
     with django_assert_num_queries(0):
         assert list(empty.page(1).object_list) == []
+
+
+def test_level_totals_count_what_level_counts_counts_and_sum_per_currency(db, django_assert_num_queries):
+    """issue 18: the page's one aggregate (counts and money per level) agrees with `level_counts`."""
+    from backoffice.selectors import level_totals
+
+    now = timezone.now()
+    _random_orders(random.Random(7), local_today(now))
+    Order.objects.filter(pk__in=Order.objects.order_by("id").values("pk")[:10]).update(currency="GBP")
+    configs = active_configs()
+    qs = open_orders(now=now, configs=configs)
+    with django_assert_num_queries(1):
+        totals = level_totals(qs, now=now, configs=configs)
+    assert totals.counts == level_counts(qs, now=now, configs=configs)
+    assert totals.all_count == qs.count()
+    for level in ALL_LEVELS:
+        at_level = orders_at_level(level, now=now, configs=configs, queryset=qs)
+        expected = [(c, s) for c, s in at_level.order_by("currency").values("currency").annotate(
+            s=models.Sum("total")).values_list("currency", "s")]
+        assert totals.sums[level] == expected

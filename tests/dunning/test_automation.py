@@ -248,7 +248,11 @@ def test_changelist_redirects_superuser_to_the_singleton(en_client, support_user
 def test_superuser_switches_and_every_change_is_recorded(en_client, support_user):
     switch(enabled=False, interval=60)
     en_client.force_login(support_user)
+    # switching on shows the first run's preview first and saves nothing (issue 18)
     response = en_client.post(CHANGE_URL, {"enabled": "on", "interval_minutes": "15", "_save": "1"})
+    assert response.status_code == 200 and "Yes, switch on" in response.content.decode()
+    assert not DunningAutomation.objects.get(pk=1).enabled and not AutomationChange.objects.exists()
+    response = en_client.post(CHANGE_URL, {"enabled": "on", "interval_minutes": "15", "_save": "1", "confirmed": "1"})
     assert response.status_code == 302
     state = DunningAutomation.objects.get(pk=1)
     assert state.enabled and state.interval_minutes == 15
@@ -305,3 +309,59 @@ def test_only_the_last_20_runs_are_listed(en_client, support_user, now):
     DunningRun.objects.bulk_create([DunningRun(trigger="scheduled", started_at=now - i * MIN) for i in range(25)])
     en_client.force_login(support_user)
     assert len(en_client.get(CHANGE_URL).context["runs"]) == 20
+
+
+# --- the switch shows the activation preview first (issue 18, item 2) ---------------------------------
+
+
+@pytest.fixture
+def due_orders(db):
+    """Webshop/invoice, level 1 sent automatically: two orders due at level 1, one at level 2 (by hand)."""
+    from django.utils import timezone as tz
+
+    from dunning.models import ReminderAssignment
+    from dunning.selectors import local_midnight, local_today
+    from tests.factories import DunningConfigFactory, PaymentMethodFactory, ReminderFactory, SalesAccountFactory
+
+    account = SalesAccountFactory(name="Webshop")
+    invoice = PaymentMethodFactory(code="invoice", name="Rechnung", payment_term_days=14)
+    DunningConfigFactory(sales_account=account, payment_method=invoice)
+    from tests.factories import ReminderAssignmentFactory
+
+    for level in (1, 2, 3):
+        ReminderAssignmentFactory(sales_account=account, level=level, send_automatically=level == 1)
+    assert ReminderAssignment.objects.filter(send_automatically=True).count() == 1
+    today = local_today(tz.now())
+    at = local_midnight(today - datetime.timedelta(days=40)) + datetime.timedelta(hours=12)
+    for i in range(2):
+        OrderFactory(sales_account=account, payment_method=invoice, ordered_at=at, number=f"D{i}")
+    last = local_midnight(today - datetime.timedelta(days=10))
+    order = OrderFactory(sales_account=account, payment_method=invoice, ordered_at=at, number="D2",
+                         reminders_sent=1, last_reminder_at=last)
+    ReminderFactory(order=order, level=1, created_at=last, sent_at=last)
+
+
+def test_switching_on_shows_what_the_first_run_would_do_then_saves_on_yes(client, support_user, due_orders):
+    switch(enabled=False, interval=60)
+    client.force_login(support_user)
+    response = client.post(CHANGE_URL, {"enabled": "on", "interval_minutes": "15", "_save": "1"})
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Sie schalten den automatischen Lauf ein (alle 15 Minuten)" in html
+    assert "2 Mahnungen fällig zum automatischen Versand" in html
+    assert "1 fällig, nur von Hand" in html
+    assert "/orders/open-payments/?dunning_level=1&amp;sales_account=" in html
+    assert "Ja, einschalten" in html
+    assert not DunningAutomation.objects.get(pk=1).enabled and not AutomationChange.objects.exists()
+    response = client.post(CHANGE_URL, {"enabled": "on", "interval_minutes": "15", "_save": "1", "confirmed": "1"})
+    assert response.status_code == 302 and DunningAutomation.objects.get(pk=1).enabled
+
+
+def test_shortening_the_interval_asks_first_lengthening_does_not(client, support_user, due_orders):
+    switch(enabled=True, interval=60)
+    client.force_login(support_user)
+    response = client.post(CHANGE_URL, {"enabled": "on", "interval_minutes": "5", "_save": "1"})
+    assert response.status_code == 200 and "von 60 auf 5 Minuten" in response.content.decode()
+    assert DunningAutomation.objects.get(pk=1).interval_minutes == 60
+    response = client.post(CHANGE_URL, {"enabled": "on", "interval_minutes": "90", "_save": "1"})
+    assert response.status_code == 302 and DunningAutomation.objects.get(pk=1).interval_minutes == 90
