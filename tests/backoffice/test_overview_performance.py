@@ -292,7 +292,9 @@ def test_notify_confirmation_queries_do_not_grow_with_orders(bo_client, place, a
     with CaptureQueriesContext(connection) as many:
         response = bo_client.get(NOTIFY, params)
     assert response.context["plan"].selected == 63
-    assert len(few.captured_queries) == len(many.captured_queries) <= 10
+    # 11 since the confirmation also names the orders it sends to and skips (one query for both lists)
+    # next to the preview's claim; what matters is that it does not grow with the orders
+    assert len(few.captured_queries) == len(many.captured_queries) <= 11
 
 
 @pytest.mark.parametrize("sort", ["", "number", "-total", "-days_overdue", "level", "-last_reminder", "customer"])
