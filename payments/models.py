@@ -79,6 +79,8 @@ class Payment(models.Model):
     matched_by = models.CharField(_("matched by"), max_length=10, choices=MatchedBy.choices, blank=True)
     matched_at = models.DateTimeField(_("matched at"), null=True, blank=True)
     source_id = models.CharField(_("source ID"), max_length=200, unique=True)
+    # taken off an order by staff: the automatic matching leaves it to them from then on
+    no_auto_match = models.BooleanField(_("no automatic matching"), default=False)
     # staff's "not an order payment": out of the unmatched queue, kept for the record
     dismissed_at = models.DateTimeField(_("not an order payment since"), null=True, blank=True)
     dismissed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
