@@ -374,7 +374,7 @@ def mt940_entries(source: Source) -> Iterator[Entry]:
         header.period_from = min(filter(None, [header.period_from, booked_on]))
         header.period_to = max(filter(None, [header.period_to, booked_on]))
         code = (d.get("transaction_code") or "").strip()
-        words = " ".join(filter(None, [d.get("posting_text"), d.get("purpose")])).upper()
+        words = " ".join(filter(None, [d.get("posting_text"), d.get("purpose"), d.get("transaction_details")])).upper()
         is_return = status in ("RC", "RD") or code == "159" or "RETOURE" in words
         e2e = (d.get("end_to_end_reference") or "").strip()
         if e2e.upper() == "NOTPROVIDED":
