@@ -67,10 +67,3 @@ def query_with(context, **changes) -> str:
     encoded = params.urlencode()
     return f"?{encoded}" if encoded else "?"
 
-
-@register.simple_tag
-def unmatched_payments_count() -> int:
-    """The navigation badge: bank payments waiting for staff (one COUNT on a partial index)."""
-    from payments.selectors import unmatched_count
-
-    return unmatched_count()

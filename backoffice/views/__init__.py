@@ -6,7 +6,7 @@ from .bulk import bulk_action
 from .notify import notify, notify_run
 from .orders import order_detail, reminder_resolve
 from .overview import open_payments
-from .payments import payment_action, statement_upload, unmatched
+from .payments import payment_action, statement_upload, unmatched, unmatched_count_json
 
 __all__ = ["bulk_action", "notify", "notify_run", "open_payments", "order_detail", "payment_action", "reminder_resolve",
-           "statement_upload", "unmatched"]
+           "statement_upload", "unmatched", "unmatched_count_json"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.db.models import Q
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from orders.models import Order
 from payments.models import Payment
-from payments.selectors import overpaid_orders, payment_suggestions, unmatched_payments
+from payments.selectors import overpaid_orders, payment_suggestions, unmatched_count, unmatched_payments
 from payments.services import (
     ImportRefused,
     PaymentActionError,
@@ -119,7 +119,14 @@ def unmatched(request: HttpRequest) -> HttpResponse:
                      .select_related("sales_account").order_by("-ordered_at")[:20])
     return render(request, "backoffice/unmatched_payments.html", {
         "payments": payments, "query": query, "found": found, "overpaid": list(overpaid_orders()[:50]),
+        "unmatched_waiting": unmatched_count(),
     })
+
+
+@back_office_required
+def unmatched_count_json(request: HttpRequest) -> JsonResponse:
+    """The navigation badge's number (fetched by backoffice.js)."""
+    return JsonResponse({"unmatched": unmatched_count()})
 
 
 @back_office_required
