@@ -26,7 +26,8 @@ def test_upload_imports_and_matches(bo_client, place):
     order = place(10, number="A100001")
     response = upload(bo_client, xml())
     assert response.status_code == 200
-    assert "4 entries, 3 payments, 1 matched, 1 unmatched, 0 duplicates, 1 ignored" in response.content.decode()
+    assert ("4 Buchungen, 3 Zahlungen, 1 zugeordnet, 1 nicht zugeordnet, 0 Duplikate, 1 ignoriert"
+            in response.content.decode())
     order.refresh_from_db()
     assert order.paid_at is not None
     assert BankStatement.objects.get().imported_by.username == "backoffice"
@@ -76,7 +77,7 @@ def test_assign_refusals_are_messages(bo_client, place):
     upload(bo_client, xml())
     payment = Payment.objects.get(reference__contains="A100002")
     response = bo_client.post(f"/payments/{payment.pk}/action/", {"action": "assign", "order": "nope"}, follow=True)
-    assert response.status_code == 200 and "exactly one order" in response.content.decode()
+    assert response.status_code == 200 and "genau einer Bestellung" in response.content.decode()
     assert bo_client.post(f"/payments/{payment.pk}/action/", {"action": "x"}).status_code == 302
     assert bo_client.post("/payments/999999/action/", {"action": "dismiss"}).status_code == 404
 
