@@ -25,6 +25,17 @@ def order(transactional_db, staff):  # noqa: F811
 
 
 def test_upload_page(order, live_server, page, tmp_path):  # noqa: F811
+    from django.db import connections
+
+    try:
+        _upload_page(order, live_server, page, tmp_path)
+    finally:
+        # the ORM calls below run while Playwright's loop makes connections context-local: close
+        # them here, or PostgreSQL cannot drop the test database at the end of the session
+        connections.close_all()
+
+
+def _upload_page(order, live_server, page, tmp_path):  # noqa: F811
     from payments.models import BankStatement, Payment
 
     page.goto(f"{live_server.url}/payments/upload/")
