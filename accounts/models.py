@@ -1,3 +1,6 @@
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -34,6 +37,11 @@ class SalesAccount(models.Model):
         _("payment instructions"),
         blank=True,
         help_text=_("Bank details or how to pay; available in templates as {{ payment_instructions }}."),
+    )
+    payment_tolerance = models.DecimalField(
+        _("payment tolerance"), max_digits=12, decimal_places=2, default=Decimal("0.00"),
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text=_("An order counts as paid when bank payments reach its total less this amount."),
     )
     is_active = models.BooleanField(_("active"), default=True)
 

@@ -11,5 +11,9 @@ urlpatterns = [
     path("orders/open-payments/runs/<int:pk>/", views.notify_run, name="notify_run"),
     path("orders/actions/", views.bulk_action, name="bulk_action"),
     path("orders/<int:pk>/", views.order_detail, name="order_detail"),
+    path("payments/upload/", views.statement_upload, name="statement_upload"),
+    path("payments/unmatched/", views.unmatched, name="unmatched_payments"),
+    path("payments/unmatched/count/", views.unmatched_count_json, name="unmatched_count"),
+    path("payments/<int:pk>/action/", views.payment_action, name="payment_action"),
     path("orders/reminders/<int:pk>/resolve/", views.reminder_resolve, name="reminder_resolve"),
 ]

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "axes",
     "accounts",
     "orders",
+    "payments",
     "dunning",
     "backoffice",
     "demo",

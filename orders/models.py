@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Language, SalesAccount
@@ -91,6 +92,9 @@ class Order(models.Model):
                          condition=OPEN, name="order_open_sent_date_idx"),
             models.Index(fields=["ordered_at"], condition=OPEN, name="order_open_date_idx"),
             models.Index(fields=["flagged_for_cancellation_at"], condition=OPEN, name="order_open_flagged_idx"),
+            # Bank payments are matched by order number found in the remittance text, case-insensitively,
+            # against open orders of every account (payments.matching): one index probe per candidate.
+            models.Index(Upper("number"), condition=OPEN, name="order_open_number_upper_idx"),
         ]
 
     def __str__(self) -> str:
@@ -112,6 +116,18 @@ class Order(models.Model):
             return local_date(self.ordered_at) + datetime.timedelta(days=self.payment_method.payment_term_days)
         except OverflowError:
             return None
+
+    @property
+    def outstanding(self) -> Decimal:
+        """The total less what bank or API payments matched to it cover (never below zero; zero once
+        paid or cancelled). A
+        queryset may annotate `paid_amount` (payments.selectors.with_paid_amount) to save the query."""
+        if self.paid_at is not None or self.cancelled_at is not None:
+            return Decimal("0.00")
+        paid = getattr(self, "paid_amount", None)
+        if paid is None:
+            paid = self.payments.filter(kind="credit").aggregate(s=models.Sum("amount"))["s"] or Decimal("0")
+        return max(self.total - paid, Decimal("0.00"))
 
     def days_overdue(self, today: datetime.date) -> int | None:
         due = self.due_date
@@ -141,6 +157,11 @@ class OrderEvent(models.Model):
         REMINDER_SENT = "reminder_sent", _("Reminder sent")
         REMINDER_BOUNCED = "reminder_bounced", _("Reminder bounced")
         REMINDER_COMPLAINED = "reminder_complained", _("Reminder marked as spam by the customer")
+        # bank statements and staff's payment assignments (payments app)
+        PAYMENT_MATCHED = "payment_matched", _("Bank payment matched")
+        PAYMENT_UNASSIGNED = "payment_unassigned", _("Bank payment unassigned")
+        PAID_BY_BANK = "paid_by_bank", _("Paid (bank payments cover the total)")
+        REOPENED_BY_UNASSIGN = "reopened_by_unassign", _("Reopened: payments no longer cover the total")
         AUTO_FLAG = "auto_flag", _("Flagged for cancellation (automatic)")
         AUTO_CANCEL = "auto_cancel", _("Cancelled (automatic)")
         AUTO_CANCEL_AND_RELEASE = "auto_cancel_and_release_reservation", _(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ from django.db import models, transaction
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from common.dates import end_of_day, local_date
+from common.dates import end_of_day, local_date, local_midnight
 from common.iterables import chunked
 
 from .audit import order_events_log
@@ -216,3 +216,44 @@ def order_save_edit(*, order: Order, fields: Collection[str] | None, user, now: 
     if target is not order:
         order.refresh_from_db()
     return changed
+
+
+# --- payments from the bank (written by payments.services, which decides when an order is covered) ---
+
+def orders_mark_paid_by_bank(
+    *, paid: Mapping[int, tuple[datetime.datetime, Mapping[str, Any]]], user, now: datetime.datetime
+) -> list[int]:
+    """Set `paid_at` on the open orders of `paid` (order id -> (paid_at, audit details)) whose
+    bank payments now cover them, with one PAID_BY_BANK event each. Call inside the caller's
+    transaction with the orders locked; orders no longer open are left alone. A paid_at before the
+    order's day is moved to the order's local midnight (orders.validation forbids the earlier day).
+    Returns the ids changed."""
+    if not paid:
+        return []
+    done: list[int] = []
+    rows = Order.objects.filter(OPEN, id__in=list(paid)).only("id", "ordered_at")
+    by_value: dict[datetime.datetime, list[int]] = {}
+    events = []
+    for order in rows:
+        paid_at, details = paid[order.id]
+        if local_date(paid_at) < local_date(order.ordered_at):
+            paid_at = local_midnight(local_date(order.ordered_at))
+        by_value.setdefault(paid_at, []).append(order.id)
+        events.append((order.id, {**details, "paid_at": paid_at.isoformat()}))
+        done.append(order.id)
+    for paid_at, ids in by_value.items():
+        Order.objects.filter(id__in=ids).update(paid_at=paid_at)
+    order_events_log(events, action=Action.PAID_BY_BANK, at=now, user=user)
+    return done
+
+
+def orders_reopen_unpaid(*, order_ids: Iterable[int], details: Mapping[str, Any], user,
+                         now: datetime.datetime) -> list[int]:
+    """Clear `paid_at` of orders paid by bank whose payments no longer cover them (staff took a
+    payment off). Orders paid by hand or cancelled stay as they are. Returns the ids reopened."""
+    ids = list(Order.objects.filter(id__in=list(order_ids), paid_at__isnull=False, cancelled_at__isnull=True,
+                                    events__action=Action.PAID_BY_BANK).distinct().values_list("id", flat=True))
+    if ids:
+        Order.objects.filter(id__in=ids).update(paid_at=None)
+        order_events_log(((i, details) for i in ids), action=Action.REOPENED_BY_UNASSIGN, at=now, user=user)
+    return ids

@@ -77,3 +77,4 @@ def query_with(context, **changes) -> str:
             params[key] = str(value)
     encoded = params.urlencode()
     return f"?{encoded}" if encoded else "?"
+

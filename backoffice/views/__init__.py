@@ -7,5 +7,7 @@ from .help import overview_help
 from .notify import notify, notify_run
 from .orders import order_detail, reminder_resolve
 from .overview import open_payments
+from .payments import payment_action, statement_upload, unmatched, unmatched_count_json
 
-__all__ = ["bulk_action", "notify", "notify_run", "open_payments", "order_detail", "overview_help", "reminder_resolve"]
+__all__ = ["bulk_action", "notify", "notify_run", "open_payments", "order_detail", "overview_help", "payment_action",
+           "reminder_resolve", "statement_upload", "unmatched", "unmatched_count_json"]

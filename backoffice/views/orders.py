@@ -17,6 +17,7 @@ from dunning.models import DunningLevel, Reminder
 from dunning.selectors import active_configs, order_claim_on, stale_after
 from dunning.services import ReminderNotPending, ReminderStillInFlight, reminder_mark_failed, reminder_mark_sent
 from orders.models import Order
+from payments.selectors import order_payments_summary
 
 from ..bulk_actions import BULK_ACTIONS, actions_for
 from ..permissions import back_office_required
@@ -56,6 +57,7 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 (key, BULK_ACTIONS[key].order_label or BULK_ACTIONS[key].label) for key in actions_for(order)
             ],
             "stale_minutes": int(stale_after().total_seconds() // 60),
+            "payments": order_payments_summary(order),
         },
     )
 

@@ -23,6 +23,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from orders.models import Order
+from payments.services import payments_rematch
 
 from .. import selectors
 from ..models import DunningRun, Reminder
@@ -88,6 +89,9 @@ def dunning_run_execute(*, now: datetime.datetime, trigger: str = DunningRun.Tri
 
 
 def _execute(run: DunningRun, *, now: datetime.datetime, dry_run: bool, sales_account_id: int | None) -> None:
+    # Payments first: an order paid by a transfer still unmatched (its order imported after the
+    # statement) must leave its level before anything is sent. Dunning calls payments, never back.
+    matched = 0 if dry_run else payments_rematch(now=now)
     configs = selectors.active_configs(sales_account_id=sales_account_id)
     names = {c.sales_account_id: c.sales_account.name for c in configs}
     levels: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
@@ -139,6 +143,7 @@ def _execute(run: DunningRun, *, now: datetime.datetime, dry_run: bool, sales_ac
     run.cancelled = sum(len(v) for v in cancellation.cancelled.values())
     errors += cancellation.notice_errors
     run.details = {
+        "payments_matched": matched,
         "levels": levels,
         "cancellation": {names.get(a, str(a)): {"flagged": len(cancellation.flagged.get(a, [])),
                                                 "cancelled": len(cancellation.cancelled.get(a, []))}

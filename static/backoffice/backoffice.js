@@ -9,6 +9,23 @@
   }
 
   ready(function () {
+    // the "Unmatched payments" badge in the navigation
+    var link = document.getElementById("unmatched-link");
+    if (link && link.dataset.countUrl && window.fetch) {
+      fetch(link.dataset.countUrl, {credentials: "same-origin", headers: {"Accept": "application/json"}})
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) {
+          var badge = document.getElementById("unmatched-badge");
+          if (data && badge) {
+            badge.textContent = data.unmatched ? String(data.unmatched) : "";
+            badge.hidden = !data.unmatched;
+          }
+        })
+        .catch(function () {});
+    }
+  });
+
+  ready(function () {
     var form = document.getElementById("changelist-form");
     if (form) {
       var all = document.getElementById("select-all");
