@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy as _
 
 from common.dates import end_of_day, local_midnight, local_today
 from orders.models import OPEN, Order
+from payments.models import Payment
 
 from .claim import Claim, claim_compute, deadline_after
 from .models import MAX_SEND_ATTEMPTS, BaseRate, DunningConfig, DunningLevel, Reminder, ReminderAssignment
@@ -216,10 +217,15 @@ ClaimPayments = list[tuple[datetime.date, Decimal]]
 
 
 def claim_payments_by_order(order_ids: Iterable[int]) -> dict[int, ClaimPayments]:
-    """What each order's customer paid, as (booking date, amount): THE one place payments are wired
-    into the claim. Until the payments app lands, an open order has paid nothing (an order marked paid
-    in full is no longer open and is not reminded), so this returns no payments."""
-    return {}
+    """What each order's customer paid, as (booking date, amount), oldest first: the payments matched
+    to the order (bank statements, staff assignment). THE one place payments are wired into the
+    claim: one query for all `order_ids`."""
+    paid: dict[int, ClaimPayments] = {}
+    rows = (Payment.objects.filter(order_id__in=list(order_ids), kind=Payment.Kind.CREDIT)
+            .order_by("booked_on", "id").values_list("order_id", "booked_on", "amount"))
+    for order_id, booked_on, amount in rows:
+        paid.setdefault(order_id, []).append((booked_on, amount))
+    return paid
 
 
 def claim_payments(order: Order) -> ClaimPayments:

@@ -233,3 +233,4 @@ def test_rate_without_a_date_refused():
     with pytest.raises(ValidationError) as excinfo:
         BaseRate(valid_from=None, rate=D("2.00")).full_clean()
     assert "valid_from" in excinfo.value.message_dict
+

@@ -79,3 +79,20 @@ def test_claim_costs_no_query_per_order(claim_config, assignments, now):
         return len(queries)
 
     assert run(2) == run(12)
+
+
+def test_a_partial_bank_payment_is_in_the_claim_a_reminder_states(claim_config, assignments, now):
+    """The claim reads the payments matched to the order (payments app): a partial credit on the
+    statement is `paid` and the total due shrinks by it; an unmatched credit counts for no one."""
+    from payments.models import Payment
+
+    order = OrderFactory(ordered_at=berlin(2026, 10, 1, 12))  # consumer, 49.90, at level 1 on `now`
+    Payment.objects.create(order=order, amount=Decimal("20.00"), currency="EUR", booked_on=datetime.date(2026, 11, 20),
+                           source_id="bank-1", matched_by="auto", matched_at=now)
+    Payment.objects.create(order=None, amount=Decimal("29.90"), currency="EUR", booked_on=datetime.date(2026, 11, 20),
+                           source_id="bank-2")
+    send([order], 1, now)
+    reminder = Reminder.objects.get(order=order)
+    # no default before the first reminder's deadline: principal 49.90, paid 20.00, 29.90 due, nothing else
+    assert reminder.claim_snapshot == {"principal": "49.90", "paid": "20.00", "fees": "0.00", "flat_fee": "0.00",
+                                       "interest": "0.00", "total_due": "29.90"}
