@@ -292,7 +292,8 @@ def notify_plan(
             template = resolver.template_for(preview_order.sales_account_id, preview_order.effective_language)
             plan.preview_template = template
             try:
-                owed, deadline = dunning_selectors.order_claim_on(preview_order, now=now, level=level)
+                owed, deadline = dunning_selectors.order_claim_on(preview_order, now=now, level=level,
+                                                                  configs=configs)
                 plan.preview_claim, plan.preview_deadline = owed, deadline
                 plan.preview = render_reminder(resolver.compiled(template), preview_order, level=level, now=now,
                                                claim=owed, deadline=deadline)

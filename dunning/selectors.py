@@ -275,11 +275,13 @@ def reminder_deadline(config: DunningConfig | None, *, on: datetime.date) -> dat
     return deadline_after(on, config.payment_deadline_days if config else DEFAULT_DEADLINE_DAYS)
 
 
-def order_claim_on(order: Order, *, now: datetime.datetime, level: int | None = None) -> tuple[Claim, datetime.date]:
+def order_claim_on(order: Order, *, now: datetime.datetime, level: int | None = None,
+                   configs: Iterable[DunningConfig] | None = None) -> tuple[Claim, datetime.date]:
     """The claim of one order today and the deadline a reminder sent today would set (a handful of
     queries: the order page, a preview). With `level` (the reminder about to be sent) its levels
-    count as sent, and at level 1 its deadline is the first deadline."""
-    config = config_of(order)
+    count as sent, and at level 1 its deadline is the first deadline. `configs`: the configs loaded
+    already (the order's own among them), to save reading it again."""
+    config = config_of(order, configs)
     today = local_today(now)
     deadline = reminder_deadline(config, on=today)
     levels_sent = level if level is not None else order.reminders_sent
