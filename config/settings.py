@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "anymail",
     "axes",
     "accounts",
+    "webhooks",
     "orders",
     "dunning",
     "backoffice",
@@ -231,6 +232,13 @@ DUNNING_LEASE_MINUTES = env_int("DUNNING_LEASE_MINUTES", 30)
 DUNNING_SEND_RETRIES = env_int("DUNNING_SEND_RETRIES", 3)
 DUNNING_RETRY_BACKOFF_SECONDS = float(env_str("DUNNING_RETRY_BACKOFF_SECONDS", "1.0"))
 DUNNING_ASYNC_NOTIFY_THRESHOLD = env_int("DUNNING_ASYNC_NOTIFY_THRESHOLD", 300)
+
+# --- Webhooks (state out) and the API (orders in) -------------------------------------------
+# Webhook URLs on private, loopback or link-local addresses are refused unless this is true (tests, a
+# receiver on the same host). Timeouts are short: a slow receiver only delays its own deliveries.
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5)
+WEBHOOK_SWEEP_SECONDS = env_int("WEBHOOK_SWEEP_SECONDS", 10)
 
 # --- Security (production behind a TLS-terminating proxy) -----------------------------------
 # X-Forwarded-Proto reaches Django only from a trusted proxy (TrustedProxyMiddleware removes it otherwise)

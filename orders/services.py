@@ -23,6 +23,8 @@ from django.utils.translation import gettext_lazy as _
 
 from common.dates import end_of_day, local_date
 from common.iterables import chunked
+from webhooks.models import EventType
+from webhooks.services import events_emit
 
 from .audit import order_events_log
 from .models import OPEN, Order, OrderEvent
@@ -66,17 +68,23 @@ def _bulk(
     reasons: list[tuple[Q, str]],
     values: dict[str, Any],
     details: dict[str, Any] | None = None,
+    event: tuple[str, dict[str, Any]] | None = None,
 ) -> BulkResult:
     """Lock each chunk, change the orders matching `eligible` with one UPDATE, audit them, and
-    give every other order of the chunk the reason of the first of `reasons` it matches."""
+    give every other order of the chunk the reason of the first of `reasons` it matches. `event`
+    (type, data) is emitted as a webhook event for each changed order, in the same transaction."""
     result = BulkResult()
     for chunk in chunked(order_ids, CHUNK_SIZE):
         with transaction.atomic():
             locked = Order.objects.filter(id__in=chunk).select_for_update(of=("self",)).order_by("id")
-            ok = list(locked.filter(eligible).values_list("id", flat=True))
+            changed = list(locked.filter(eligible).values_list("id", "number", "sales_account_id"))
+            ok = [order_id for order_id, _number, _account in changed]
             if ok:
                 Order.objects.filter(id__in=ok).update(**values)
                 order_events_log(((i, details or {}) for i in ok), action=action, at=now, user=user)
+                if event:
+                    events_emit(event[0], [(account_id, {"order_number": number, **event[1]})
+                                           for _id, number, account_id in changed], now=now)
             result.done += ok
             rest = set(chunk) - set(ok)
             for q, reason in reasons:
@@ -110,6 +118,7 @@ def orders_mark_paid(
         reasons=[(_NOT_OPEN, BulkSkip.NOT_OPEN), (~placed_by_then, BulkSkip.PAID_BEFORE_ORDERED)],
         values={"paid_at": paid_at},
         details={"paid_at": paid_at.isoformat()},
+        event=(EventType.ORDER_PAID, {"paid_at": paid_at.isoformat()}),
     )
 
 
@@ -163,6 +172,8 @@ def orders_cancel(*, order_ids: Iterable[int], release_reservation: bool, user, 
         ],
         values=values,
         details={"release_reservation": release_reservation},
+        event=(EventType.ORDER_CANCELLED,
+               {"cancelled_at": now.isoformat(), "release_reservation": release_reservation}),
     )
 
 
