@@ -27,7 +27,7 @@ from webhooks.models import EventType
 from webhooks.services import events_emit
 
 from .audit import order_events_log
-from .models import OPEN, Order, OrderEvent
+from .models import OPEN, Order, OrderEvent, touched
 from .validation import check_paid_at, order_problems
 
 CHUNK_SIZE = 1000
@@ -80,7 +80,7 @@ def _bulk(
             changed = list(locked.filter(eligible).values_list("id", "number", "sales_account_id"))
             ok = [order_id for order_id, _number, _account in changed]
             if ok:
-                Order.objects.filter(id__in=ok).update(**values)
+                Order.objects.filter(id__in=ok).update(**values, updated_at=touched())
                 order_events_log(((i, details or {}) for i in ok), action=action, at=now, user=user)
                 if event:
                     events_emit(event[0], [(account_id, {"order_number": number, **event[1]})
@@ -205,7 +205,8 @@ def order_save_edit(*, order: Order, fields: Collection[str] | None, user, now: 
     the form was opened is kept. Raises ValueError when the result is inconsistent
     (orders.validation.order_problems; the admin form shows the same reasons). Returns the
     changed field names."""
-    editable = [f for f in Order._meta.concrete_fields if not f.primary_key and f.name not in _ENGINE_FIELDS]
+    editable = [f for f in Order._meta.concrete_fields
+                if not f.primary_key and f.name not in _ENGINE_FIELDS and f.name != "updated_at"]
     with transaction.atomic():
         if fields is None:
             target, action = order, Action.ADMIN_CREATED
@@ -222,7 +223,7 @@ def order_save_edit(*, order: Order, fields: Collection[str] | None, user, now: 
         problems = order_problems(target, now=now)
         if problems:
             raise ValueError("; ".join(f"{name or 'order'}: {' '.join(msgs)}" for name, msgs in problems.items()))
-        target.save(update_fields=None if fields is None else changed)
+        target.save(update_fields=None if fields is None else [*changed, "updated_at"])
         order_events_log([(target.pk, {"fields": sorted(changed)})], action=action, at=now, user=user)
     if target is not order:
         order.refresh_from_db()

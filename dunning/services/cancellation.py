@@ -18,7 +18,7 @@ from django.utils import translation
 from accounts.models import SalesAccount
 from common.iterables import chunked
 from orders.audit import order_events_log
-from orders.models import Order, OrderEvent
+from orders.models import Order, OrderEvent, touched
 from webhooks.models import EventType
 from webhooks.services import events_emit
 
@@ -84,12 +84,13 @@ def prepayment_orders_handle(*, now: datetime.datetime, configs: list[DunningCon
                 events[action].append((account_id, {"order_number": number, **EVENT_DATA[action](now)}))
                 (outcome.flagged if action == Action.FLAG else outcome.cancelled)[account_id].append(order_id)
             if by_action[Action.FLAG]:
-                Order.objects.filter(id__in=by_action[Action.FLAG]).update(flagged_for_cancellation_at=now)
+                Order.objects.filter(id__in=by_action[Action.FLAG]).update(
+                    flagged_for_cancellation_at=now, updated_at=touched())
             if by_action[Action.CANCEL]:
-                Order.objects.filter(id__in=by_action[Action.CANCEL]).update(cancelled_at=now)
+                Order.objects.filter(id__in=by_action[Action.CANCEL]).update(cancelled_at=now, updated_at=touched())
             if by_action[Action.CANCEL_AND_RELEASE]:
                 Order.objects.filter(id__in=by_action[Action.CANCEL_AND_RELEASE]).update(
-                    cancelled_at=now, reservation_released_at=now)
+                    cancelled_at=now, reservation_released_at=now, updated_at=touched())
             for action, order_ids in by_action.items():
                 order_events_log(((order_id, {"rule": "cancel_after_days"}) for order_id in order_ids),
                                  action=AUDIT_ACTION[action], at=now)
