@@ -3,6 +3,7 @@ environment (see README.md, "Configuration"); the defaults run on one machine wi
 
 import datetime
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -247,6 +248,8 @@ WEBHOOK_SWEEP_SECONDS = env_int("WEBHOOK_SWEEP_SECONDS", 10)
 # Requests per API key (DRF rate syntax: 50/s, 3000/m); counted in the cache (CACHE_URL: Redis shares
 # the count between web processes, the memory cache counts per process).
 API_RATE_LIMIT = env_str("API_RATE_LIMIT", "50/s")
+if not re.fullmatch(r"[1-9]\d*/(s|sec|second|m|min|minute|h|hour|d|day)", API_RATE_LIMIT):
+    raise ImproperlyConfigured(f"API_RATE_LIMIT must look like 50/s, 3000/m or 10000/h, not {API_RATE_LIMIT!r}")
 API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 2 * 1024 * 1024)  # 1,000 orders are about 300 KB
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["api.auth.BearerKeyAuthentication"],

@@ -311,3 +311,14 @@ def test_schema_and_docs_without_cdn(client):
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
     script = client.get("/api/v1/docs/?script=")
     assert script.status_code == 200 and script["Content-Type"].startswith("application/javascript")
+
+
+def test_bad_rate_limit_setting_stops_the_app_with_one_line():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "API_RATE_LIMIT": "lots", "DJANGO_DEBUG": "true", "DJANGO_SETTINGS_MODULE": "config.settings"}
+    result = subprocess.run([sys.executable, "manage.py", "check"], capture_output=True, text=True, env=env)
+    assert result.returncode != 0
+    assert "API_RATE_LIMIT must look like 50/s" in result.stderr
