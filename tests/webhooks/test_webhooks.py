@@ -206,3 +206,22 @@ def test_body_is_the_documented_shape(endpoint, account, now):
     event = WebhookEvent.objects.get()
     body = json.loads(sender.request_parts(event, endpoint, now=now)[1])
     assert set(body) == {"id", "type", "created_at", "data"}
+
+
+def test_engine_queries_do_not_grow_with_reminders_when_emitting(endpoint, config, account, now):
+    """With a subscribed endpoint the job still costs the same number of queries for 3 or 30
+    reminders: events are written in bulk per recorded batch."""
+    ReminderAssignmentFactory(sales_account=account, level=1, send_automatically=True)
+
+    def run_with(n, at):
+        for _ in range(n):
+            OrderFactory(sales_account=account, ordered_at=berlin(2026, 9, 1))
+        with CaptureQueriesContext(connection) as ctx:
+            run = dunning_services.dunning_run_execute(now=at)
+        assert run.sent == n
+        return len(ctx.captured_queries)
+
+    few = run_with(3, now)
+    many = run_with(30, now + datetime.timedelta(minutes=1))
+    assert many == few
+    assert WebhookEvent.objects.filter(type="reminder.sent").count() == 33
