@@ -60,7 +60,7 @@ class KeyRateThrottle(SimpleRateThrottle):
 
     def get_cache_key(self, request, view):
         if isinstance(request.user, ApiClient):
-            return f"api-throttle-{request.user.key.pk}"
+            return f"api-throttle-{request.user.key.key_hash[:24]}"
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 

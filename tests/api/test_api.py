@@ -19,6 +19,16 @@ from tests.factories import DunningConfigFactory, OrderFactory, ReminderFactory,
 PROBLEM = "application/problem+json"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limit():
+    """The rate limit counts in the cache, which outlives a test: every test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def key(account):
     return api_key_create(sales_account=account, name="ERP")[1]
