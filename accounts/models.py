@@ -52,3 +52,32 @@ class SalesAccount(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ApiKey(models.Model):
+    """A key of the API (docs/rules/api-and-webhooks.md): it acts on its sales account's orders only.
+    Only the SHA-256 of the key is stored; the key itself is shown once, when it is created
+    (accounts.services.api_key_create). `prefix` (the first characters) tells keys apart in lists."""
+
+    PREFIX = "mwk_"
+
+    sales_account = models.ForeignKey(SalesAccount, on_delete=models.CASCADE, related_name="api_keys",
+                                      verbose_name=_("sales account"))
+    name = models.CharField(_("name"), max_length=100, blank=True, help_text=_("What uses the key, e.g. \"ERP\"."))
+    prefix = models.CharField(_("key prefix"), max_length=16, editable=False)
+    key_hash = models.CharField(_("key hash"), max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
+        ordering = ["sales_account", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}... ({self.sales_account})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

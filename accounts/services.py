@@ -8,10 +8,14 @@ and the previous hour's requests together stay within the limit, so no rolling h
 than the limit, however the requests fall around the full hour. Refused requests count too."""
 
 import datetime
+import hashlib
+import secrets
 
 from django.conf import settings
 from django.core.cache import cache
 from django.utils.crypto import salted_hmac
+
+from .models import ApiKey
 
 WINDOW_SECONDS = 3600
 
@@ -39,3 +43,36 @@ def password_reset_allowed(*, email: str, client: str, now: datetime.datetime) -
     by_client = _requests_in_the_last_two_windows("client", client or "unknown", now=now)
     return (by_email <= settings.PASSWORD_RESET_LIMIT_PER_EMAIL
             and by_client <= settings.PASSWORD_RESET_LIMIT_PER_CLIENT)
+
+
+# --- API keys -------------------------------------------------------------------------------------
+
+def api_key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def api_key_create(*, sales_account, name: str = "") -> tuple[ApiKey, str]:
+    """A new key for `sales_account`: returns the stored row and the key, which is not stored and
+    cannot be shown again."""
+    key = ApiKey.PREFIX + secrets.token_urlsafe(32)
+    row = ApiKey.objects.create(sales_account=sales_account, name=name, prefix=key[:12], key_hash=api_key_hash(key))
+    return row, key
+
+
+def api_key_authenticate(key: str, *, now: datetime.datetime):
+    """The active key row for `key`, or None. Records the use at most once a minute per key (no
+    write on every request)."""
+    if not key.startswith(ApiKey.PREFIX) or len(key) > 100:
+        return None
+    row = ApiKey.objects.select_related("sales_account").filter(key_hash=api_key_hash(key),
+                                                                revoked_at__isnull=True).first()
+    if row is None:
+        return None
+    if row.last_used_at is None or now - row.last_used_at > datetime.timedelta(minutes=1):
+        ApiKey.objects.filter(pk=row.pk).update(last_used_at=now)
+        row.last_used_at = now
+    return row
+
+
+def api_keys_revoke(*, key_ids, now: datetime.datetime) -> int:
+    return ApiKey.objects.filter(id__in=list(key_ids), revoked_at__isnull=True).update(revoked_at=now)

@@ -22,3 +22,8 @@ def _schedule_tick(sender: Celery, **kwargs) -> None:
         name="dunning automation tick",
         expires=float(settings.DUNNING_TICK_SECONDS),  # ticks queued while no worker ran are dropped, not piled up
     )
+    # Webhook retries are due rows in the database, swept here; never ETA tasks hours ahead.
+    sender.add_periodic_task(
+        float(settings.WEBHOOK_SWEEP_SECONDS), sender.signature("webhooks.tasks.deliver_due"),
+        name="webhook delivery sweep", expires=float(settings.WEBHOOK_SWEEP_SECONDS),
+    )

@@ -3,6 +3,7 @@ environment (see README.md, "Configuration"); the defaults run on one machine wi
 
 import datetime
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -35,16 +36,22 @@ INSTALLED_APPS = [
     "django_filters",
     "anymail",
     "axes",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "accounts",
+    "webhooks",
     "orders",
     "payments",
     "dunning",
+    "api",
     "backoffice",
     "demo",
 ]
 
 MIDDLEWARE = [
     "config.proxies.TrustedProxyMiddleware",  # first: forwarded headers count only from a trusted proxy
+    "api.middleware.ApiBodyLimitMiddleware",  # 413 for an oversized API body before anything reads it
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -239,6 +246,41 @@ DUNNING_SEND_CONCURRENCY = env_int("DUNNING_SEND_CONCURRENCY", 32)
 # Messages per second to the provider, shared by every worker (Redis when REDIS_URL is set, else the
 # database); empty: unlimited.
 DUNNING_SEND_RATE = float(env_str("DUNNING_SEND_RATE", "") or 0) or None
+
+# --- Webhooks (state out) and the API (orders in) -------------------------------------------
+# Webhook URLs on private, loopback or link-local addresses are refused unless this is true (tests, a
+# receiver on the same host). Timeouts are short: a slow receiver only delays its own deliveries.
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 5)
+WEBHOOK_SWEEP_SECONDS = env_int("WEBHOOK_SWEEP_SECONDS", 10)
+# Requests per API key (DRF rate syntax: 50/s, 3000/m); counted in the cache (CACHE_URL: Redis shares
+# the count between web processes, the memory cache counts per process).
+API_RATE_LIMIT = env_str("API_RATE_LIMIT", "50/s")
+if not re.fullmatch(r"[1-9]\d*/(s|sec|second|m|min|minute|h|hour|d|day)", API_RATE_LIMIT):
+    raise ImproperlyConfigured(f"API_RATE_LIMIT must look like 50/s, 3000/m or 10000/h, not {API_RATE_LIMIT!r}")
+API_MAX_BODY_BYTES = env_int("API_MAX_BODY_BYTES", 2 * 1024 * 1024)  # 1,000 orders are about 300 KB
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.auth.BearerKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.auth.KeyRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["api.auth.LimitedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "api.problems.problem_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Mahnwesen API",
+    "DESCRIPTION": "Orders in, dunning state out. Authorization: Bearer <key>. Errors are RFC 9457 problem documents.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+}
 
 # --- Security (production behind a TLS-terminating proxy) -----------------------------------
 # X-Forwarded-Proto reaches Django only from a trusted proxy (TrustedProxyMiddleware removes it otherwise)

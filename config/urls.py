@@ -7,6 +7,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),  # sign-in, password change; reset only if DJANGO_PASSWORD_RESET
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("api.urls")),  # orders in, dunning state out (docs/rules/api-and-webhooks.md)
     # The e-mail provider's delivery/bounce webhook (basic auth: ANYMAIL_WEBHOOK_SECRET): only the configured
     # provider's answers, everything else is a 404 (see dunning/views.py and dunning/tracking.py)
     path("webhooks/anymail/", include("dunning.urls")),

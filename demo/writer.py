@@ -49,7 +49,7 @@ from dunning.services.reminders import WentOut, reminders_mark_sent
 from dunning.templating import CompiledTemplate, render_reminder
 from orders.audit import order_events_log
 from orders.importing import OrderRow, ParsedFile, existing_orders, orders_import
-from orders.models import Order, OrderEvent, PaymentMethod
+from orders.models import Order, OrderEvent, PaymentMethod, touched
 from orders.services import BulkResult, orders_block_dunning, orders_mark_paid
 
 from . import content
@@ -246,7 +246,7 @@ class _OrderWriter:
         values = {Action.FLAG: ("flagged_for_cancellation_at",), Action.CANCEL: ("cancelled_at",),
                   Action.CANCEL_AND_RELEASE: ("cancelled_at", "reservation_released_at")}
         for (action, at), order_ids in _grouped(handled):
-            Order.objects.filter(id__in=order_ids).update(**dict.fromkeys(values[action], at))
+            Order.objects.filter(id__in=order_ids).update(**dict.fromkeys(values[action], at), updated_at=touched())
             order_events_log(((i, {"rule": "cancel_after_days", "demo": True}) for i in order_ids),
                              action=AUDIT_ACTION[action], at=at)
 

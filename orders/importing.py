@@ -481,7 +481,7 @@ def orders_import(parsed: ParsedFile, *, source: str = "", now: datetime.datetim
                     # statement per batch (bulk_update would build a CASE per row); dunning state untouched.
                     Order.objects.bulk_create(
                         [_order_from_row(r, parsed.existing[r.key]) for r in chunk], update_conflicts=True,
-                        unique_fields=["sales_account", "number"], update_fields=list(changed))
+                        unique_fields=["sales_account", "number"], update_fields=[*changed, "updated_at"])
                     order_events_log(
                         [(parsed.existing[r.key].id, {"file": source, "row": r.row, "fields": list(changed)})
                          for r in chunk], action=OrderEvent.Action.IMPORT_UPDATED, at=now)

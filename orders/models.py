@@ -5,7 +5,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Upper
+from django.db.models.functions import Now, Upper
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Language, SalesAccount
@@ -65,6 +65,9 @@ class Order(models.Model):
     last_reminder_at = models.DateTimeField(_("last reminder"), null=True, blank=True)
     flagged_for_cancellation_at = models.DateTimeField(_("flagged for cancellation"), null=True, blank=True)
     reservation_released_at = models.DateTimeField(_("reservation released"), null=True, blank=True)
+    # When the row was last written (the API's `updated_since`): auto_now for saves, and every
+    # set-based UPDATE of a service sets it too (`touched()`).
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         verbose_name = _("order")
@@ -95,6 +98,7 @@ class Order(models.Model):
             # Bank payments are matched by order number found in the remittance text, case-insensitively,
             # against open orders of every account (payments.matching): one index probe per candidate.
             models.Index(Upper("number"), condition=OPEN, name="order_open_number_upper_idx"),
+            models.Index(fields=["sales_account", "updated_at", "id"], name="order_account_updated_idx"),
         ]
 
     def __str__(self) -> str:
@@ -132,6 +136,12 @@ class Order(models.Model):
     def days_overdue(self, today: datetime.date) -> int | None:
         due = self.due_date
         return None if due is None else (today - due).days
+
+
+def touched() -> Now:
+    """The value of `updated_at` in a set-based UPDATE (`.update(..., updated_at=touched())`): the
+    database's clock, as auto_now would have set it on a save."""
+    return Now()
 
 
 class OrderEvent(models.Model):

@@ -23,9 +23,11 @@ from django.utils.translation import gettext_lazy as _
 
 from common.dates import end_of_day, local_date, local_midnight
 from common.iterables import chunked
+from webhooks.models import EventType
+from webhooks.services import events_emit
 
 from .audit import order_events_log
-from .models import OPEN, Order, OrderEvent
+from .models import OPEN, Order, OrderEvent, touched
 from .validation import check_paid_at, order_problems
 
 CHUNK_SIZE = 1000
@@ -66,17 +68,23 @@ def _bulk(
     reasons: list[tuple[Q, str]],
     values: dict[str, Any],
     details: dict[str, Any] | None = None,
+    event: tuple[str, dict[str, Any]] | None = None,
 ) -> BulkResult:
     """Lock each chunk, change the orders matching `eligible` with one UPDATE, audit them, and
-    give every other order of the chunk the reason of the first of `reasons` it matches."""
+    give every other order of the chunk the reason of the first of `reasons` it matches. `event`
+    (type, data) is emitted as a webhook event for each changed order, in the same transaction."""
     result = BulkResult()
     for chunk in chunked(order_ids, CHUNK_SIZE):
         with transaction.atomic():
             locked = Order.objects.filter(id__in=chunk).select_for_update(of=("self",)).order_by("id")
-            ok = list(locked.filter(eligible).values_list("id", flat=True))
+            changed = list(locked.filter(eligible).values_list("id", "number", "sales_account_id"))
+            ok = [order_id for order_id, _number, _account in changed]
             if ok:
-                Order.objects.filter(id__in=ok).update(**values)
+                Order.objects.filter(id__in=ok).update(**values, updated_at=touched())
                 order_events_log(((i, details or {}) for i in ok), action=action, at=now, user=user)
+                if event:
+                    events_emit(event[0], [(account_id, {"order_number": number, **event[1]})
+                                           for _id, number, account_id in changed], now=now)
             result.done += ok
             rest = set(chunk) - set(ok)
             for q, reason in reasons:
@@ -110,6 +118,7 @@ def orders_mark_paid(
         reasons=[(_NOT_OPEN, BulkSkip.NOT_OPEN), (~placed_by_then, BulkSkip.PAID_BEFORE_ORDERED)],
         values={"paid_at": paid_at},
         details={"paid_at": paid_at.isoformat()},
+        event=(EventType.ORDER_PAID, {"paid_at": paid_at.isoformat()}),
     )
 
 
@@ -163,6 +172,8 @@ def orders_cancel(*, order_ids: Iterable[int], release_reservation: bool, user, 
         ],
         values=values,
         details={"release_reservation": release_reservation},
+        event=(EventType.ORDER_CANCELLED,
+               {"cancelled_at": now.isoformat(), "release_reservation": release_reservation}),
     )
 
 
@@ -194,7 +205,8 @@ def order_save_edit(*, order: Order, fields: Collection[str] | None, user, now: 
     the form was opened is kept. Raises ValueError when the result is inconsistent
     (orders.validation.order_problems; the admin form shows the same reasons). Returns the
     changed field names."""
-    editable = [f for f in Order._meta.concrete_fields if not f.primary_key and f.name not in _ENGINE_FIELDS]
+    editable = [f for f in Order._meta.concrete_fields
+                if not f.primary_key and f.name not in _ENGINE_FIELDS and f.name != "updated_at"]
     with transaction.atomic():
         if fields is None:
             target, action = order, Action.ADMIN_CREATED
@@ -211,7 +223,7 @@ def order_save_edit(*, order: Order, fields: Collection[str] | None, user, now: 
         problems = order_problems(target, now=now)
         if problems:
             raise ValueError("; ".join(f"{name or 'order'}: {' '.join(msgs)}" for name, msgs in problems.items()))
-        target.save(update_fields=None if fields is None else changed)
+        target.save(update_fields=None if fields is None else [*changed, "updated_at"])
         order_events_log([(target.pk, {"fields": sorted(changed)})], action=action, at=now, user=user)
     if target is not order:
         order.refresh_from_db()
@@ -231,19 +243,22 @@ def orders_mark_paid_by_bank(
     if not paid:
         return []
     done: list[int] = []
-    rows = Order.objects.filter(OPEN, id__in=list(paid)).only("id", "ordered_at")
+    rows = Order.objects.filter(OPEN, id__in=list(paid)).only("id", "ordered_at", "number", "sales_account_id")
     by_value: dict[datetime.datetime, list[int]] = {}
     events = []
+    hooks = []
     for order in rows:
         paid_at, details = paid[order.id]
         if local_date(paid_at) < local_date(order.ordered_at):
             paid_at = local_midnight(local_date(order.ordered_at))
         by_value.setdefault(paid_at, []).append(order.id)
         events.append((order.id, {**details, "paid_at": paid_at.isoformat()}))
+        hooks.append((order.sales_account_id, {"order_number": order.number, "paid_at": paid_at.isoformat()}))
         done.append(order.id)
     for paid_at, ids in by_value.items():
-        Order.objects.filter(id__in=ids).update(paid_at=paid_at)
+        Order.objects.filter(id__in=ids).update(paid_at=paid_at, updated_at=touched())
     order_events_log(events, action=Action.PAID_BY_BANK, at=now, user=user)
+    events_emit(EventType.ORDER_PAID, hooks, now=now)
     return done
 
 
@@ -254,6 +269,6 @@ def orders_reopen_unpaid(*, order_ids: Iterable[int], details: Mapping[str, Any]
     ids = list(Order.objects.filter(id__in=list(order_ids), paid_at__isnull=False, cancelled_at__isnull=True,
                                     events__action=Action.PAID_BY_BANK).distinct().values_list("id", flat=True))
     if ids:
-        Order.objects.filter(id__in=ids).update(paid_at=None)
+        Order.objects.filter(id__in=ids).update(paid_at=None, updated_at=touched())
         order_events_log(((i, details) for i in ids), action=Action.REOPENED_BY_UNASSIGN, at=now, user=user)
     return ids

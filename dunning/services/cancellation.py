@@ -18,7 +18,9 @@ from django.utils import translation
 from accounts.models import SalesAccount
 from common.iterables import chunked
 from orders.audit import order_events_log
-from orders.models import Order, OrderEvent
+from orders.models import Order, OrderEvent, touched
+from webhooks.models import EventType
+from webhooks.services import events_emit
 
 from .. import selectors
 from ..models import DunningConfig
@@ -31,6 +33,18 @@ AUDIT_ACTION = {
     Action.FLAG: OrderEvent.Action.AUTO_FLAG,
     Action.CANCEL: OrderEvent.Action.AUTO_CANCEL,
     Action.CANCEL_AND_RELEASE: OrderEvent.Action.AUTO_CANCEL_AND_RELEASE,
+}
+
+# The webhook event of each action, and its data besides the order number.
+EVENT_TYPE = {
+    Action.FLAG: EventType.ORDER_FLAGGED_FOR_CANCELLATION,
+    Action.CANCEL: EventType.ORDER_CANCELLED,
+    Action.CANCEL_AND_RELEASE: EventType.ORDER_CANCELLED,
+}
+EVENT_DATA = {
+    Action.FLAG: lambda now: {"flagged_at": now.isoformat()},
+    Action.CANCEL: lambda now: {"cancelled_at": now.isoformat(), "release_reservation": False},
+    Action.CANCEL_AND_RELEASE: lambda now: {"cancelled_at": now.isoformat(), "release_reservation": True},
 }
 
 
@@ -61,22 +75,26 @@ def prepayment_orders_handle(*, now: datetime.datetime, configs: list[DunningCon
     for chunk in chunked(ids, batch_size):
         with transaction.atomic():
             locked = list(Order.objects.filter(q, id__in=chunk).select_for_update(skip_locked=True)
-                          .values_list("id", "sales_account_id", "payment_method_id"))
+                          .values_list("id", "sales_account_id", "payment_method_id", "number"))
             by_action: dict[str, list[int]] = defaultdict(list)
-            for order_id, account_id, method_id in locked:
+            events: dict[str, list[tuple[int, dict]]] = defaultdict(list)
+            for order_id, account_id, method_id, number in locked:
                 action = actions[(account_id, method_id)]
                 by_action[action].append(order_id)
+                events[action].append((account_id, {"order_number": number, **EVENT_DATA[action](now)}))
                 (outcome.flagged if action == Action.FLAG else outcome.cancelled)[account_id].append(order_id)
             if by_action[Action.FLAG]:
-                Order.objects.filter(id__in=by_action[Action.FLAG]).update(flagged_for_cancellation_at=now)
+                Order.objects.filter(id__in=by_action[Action.FLAG]).update(
+                    flagged_for_cancellation_at=now, updated_at=touched())
             if by_action[Action.CANCEL]:
-                Order.objects.filter(id__in=by_action[Action.CANCEL]).update(cancelled_at=now)
+                Order.objects.filter(id__in=by_action[Action.CANCEL]).update(cancelled_at=now, updated_at=touched())
             if by_action[Action.CANCEL_AND_RELEASE]:
                 Order.objects.filter(id__in=by_action[Action.CANCEL_AND_RELEASE]).update(
-                    cancelled_at=now, reservation_released_at=now)
+                    cancelled_at=now, reservation_released_at=now, updated_at=touched())
             for action, order_ids in by_action.items():
                 order_events_log(((order_id, {"rule": "cancel_after_days"}) for order_id in order_ids),
                                  action=AUDIT_ACTION[action], at=now)
+                events_emit(EVENT_TYPE[action], events[action], now=now)
     _send_team_notices(outcome, now=now)
     return outcome
 

@@ -25,7 +25,7 @@ from django.db import connection as db_connection
 from django.db import transaction
 
 from orders.audit import order_events_log
-from orders.models import Order, OrderEvent
+from orders.models import Order, OrderEvent, touched
 
 from ..models import Reminder
 from ..selectors import stale_after
@@ -47,7 +47,7 @@ def orders_mark_reminded(order_ids: Iterable[int], *, level: int, at: datetime.d
     """Move orders up to `level` once its reminder is known to have gone out. Only orders one level
     below move, so the paths that may confirm the same reminder can each call it, in any order."""
     return Order.objects.filter(id__in=list(order_ids), reminders_sent=level - 1).update(
-        reminders_sent=level, last_reminder_at=at)
+        reminders_sent=level, last_reminder_at=at, updated_at=touched())
 
 
 def reminders_mark_sent(items: Sequence[WentOut], *, sent_at: datetime.datetime, now: datetime.datetime,

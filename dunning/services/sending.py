@@ -33,6 +33,8 @@ from common.dates import local_today
 from common.iterables import chunked
 from orders.audit import order_events_log
 from orders.models import Order, OrderEvent
+from webhooks.models import EventType
+from webhooks.services import events_emit
 
 from .. import selectors
 from ..models import DunningConfig, DunningLevel, DunningRun, EmailTemplate, Reminder, ReminderAssignment
@@ -151,6 +153,8 @@ class _Claimed:
     message: EmailMultiAlternatives
     handed: bool = False
     throttled: int = 0
+    order_number: str = ""
+    sales_account_id: int = 0
 
 
 def claim_lock_key(claim: uuid.UUID) -> int:
@@ -289,7 +293,8 @@ class SendBatch:
         for order_id in set(rendered_by_order) - set(claimed_ids):
             outcome.skipped[order_id] = Skip.IN_FLIGHT
         return [_Claimed(reminder_id, order_id, build_message(orders[order_id], rendered_by_order[order_id],
-                                                              level=self.level, reminder_id=reminder_id))
+                                                              level=self.level, reminder_id=reminder_id),
+                         orders[order_id].number, orders[order_id].sales_account_id)
                 for order_id, reminder_id in sorted(claimed_ids.items())]
 
     def _diagnose(self, order_ids: set[int]) -> dict[int, str]:
@@ -422,6 +427,10 @@ class SendBatch:
                     [(item.order_id, {"level": self.level, "trigger": self.trigger, "reminder": item.reminder_id})
                      for item, _ in sent],
                     action=OrderEvent.Action.REMINDER_SENT, at=self.now, user=self.user)
+                events_emit(EventType.REMINDER_SENT, [
+                    (item.sales_account_id, {"order_number": item.order_number, "level": self.level,
+                                             "trigger": self.trigger, "sent_at": self.now.isoformat()})
+                    for item, _ in sent], now=self.now)
             by_error: dict[str, list[int]] = defaultdict(list)
             for item, err in failed:
                 by_error[err].append(item.reminder_id)

@@ -1,0 +1,25 @@
+"""A body over API_MAX_BODY_BYTES sent to the API is answered 413 (a problem document) before any
+middleware or view reads it."""
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+
+class ApiBodyLimitMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith("/api/"):
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            limit = settings.API_MAX_BODY_BYTES
+            if length > limit:
+                return JsonResponse({"type": "about:blank", "title": "Payload too large", "status": 413,
+                                     "detail": f"The request body is larger than {limit} bytes."},
+                                    status=413, content_type="application/problem+json")
+        return self.get_response(request)

@@ -1,0 +1,206 @@
+"""The API's views: thin. They read the key's sales account, call api.services / orders.services,
+and answer JSON (errors as RFC 9457 problem documents, api.auth). A key sees its own sales
+account's orders only: any other number is 404, exactly like a number that does not exist."""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from dunning.models import DunningLevel, Reminder
+from dunning.selectors import NOTHING, active_configs, level_annotation, level_q
+from orders.models import OPEN, Order
+from orders.services import BulkSkip, orders_block_dunning, orders_unblock_dunning
+
+from . import serializers
+from .problems import problem
+from .services import MAX_BULK, OrdersInvalid, orders_upsert
+
+
+def _iso(value: datetime.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def order_json(order: Order) -> dict:
+    level = getattr(order, "level", None)
+    paid = order.paid_at is not None
+    return {
+        "number": order.number,
+        "payment_method": order.payment_method.code,
+        "customer_name": order.customer_name,
+        "customer_email": order.customer_email,
+        "language": order.language,
+        "total": str(order.total),
+        "currency": order.currency,
+        "ordered_at": _iso(order.ordered_at),
+        "paid_at": _iso(order.paid_at),
+        "cancelled_at": _iso(order.cancelled_at),
+        "open": order.is_open,
+        "dunning_level": None if level is None else (DunningLevel(level).param if level == DunningLevel.COMPLETED
+                                                     else int(level)),
+        "reminders_sent": order.reminders_sent,
+        "last_reminder_at": _iso(order.last_reminder_at),
+        "dunning_blocked": order.dunning_blocked,
+        "dunning_block_reason": order.dunning_block_reason,
+        "flagged_for_cancellation_at": _iso(order.flagged_for_cancellation_at),
+        "reservation_released_at": _iso(order.reservation_released_at),
+        "outstanding": str(Decimal("0.00") if paid else order.total),
+        "updated_at": _iso(order.updated_at),
+        "reminders": [{"level": r.level, "status": r.status, "sent_at": _iso(r.sent_at)}
+                      for r in order.reminders.all()],
+    }
+
+
+def orders_of(request, *, now: datetime.datetime) -> QuerySet[Order]:
+    """The key's sales account's orders, with their dunning level and reminders."""
+    account_id = request.user.sales_account.id
+    configs = active_configs(sales_account_id=account_id)
+    return (Order.objects.filter(sales_account_id=account_id).select_related("payment_method")
+            .annotate(level=level_annotation(now=now, configs=configs))
+            .prefetch_related(Prefetch("reminders", queryset=Reminder.objects.order_by("level", "id"))))
+
+
+def _order_or_404(request, number: str, now: datetime.datetime) -> Order:
+    order = orders_of(request, now=now).filter(number=number).first()
+    if order is None:
+        raise exceptions.NotFound(f"No order {number!r}.")
+    return order
+
+
+def _invalid(exc: OrdersInvalid, *, single: bool) -> Response:
+    errors = []
+    for e in exc.errors:
+        d = e.as_dict()
+        if single:
+            d.pop("index", None)
+        errors.append(d)
+    return problem(400, "The order data is invalid; nothing was written. See errors.", errors=errors)
+
+
+class OrderDetailView(APIView):
+    @extend_schema(responses=serializers.OrderOutSerializer, summary="Read an order with its dunning state")
+    def get(self, request, number: str):
+        return Response(order_json(_order_or_404(request, number, timezone.now())))
+
+    @extend_schema(request=serializers.OrderInSerializer, responses={200: serializers.OrderOutSerializer,
+                                                                      201: serializers.OrderOutSerializer},
+                   summary="Create or update an order (never touches dunning state)")
+    def put(self, request, number: str):
+        data = request.data
+        if not isinstance(data, dict):
+            return problem(400, "The body must be a JSON object.")
+        if "number" in data and data["number"] != number:
+            return problem(400, "The number in the body differs from the one in the URL.",
+                           errors=[{"field": "number", "detail": "differs from the URL"}])
+        now = timezone.now()
+        try:
+            _result, created = orders_upsert([{**data, "number": number}], sales_account=request.user.sales_account,
+                                             now=now)
+        except OrdersInvalid as exc:
+            return _invalid(exc, single=True)
+        return Response(order_json(_order_or_404(request, number, now)), status=201 if created else 200)
+
+
+class OrderBulkView(APIView):
+    @extend_schema(request=serializers.BulkInSerializer, responses=serializers.BulkOutSerializer,
+                   summary=f"Create or update up to {MAX_BULK} orders, all or nothing")
+    def post(self, request):
+        data = request.data
+        items = data.get("orders") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            return problem(400, 'The body must be {"orders": [...]}.', errors=[{"field": "orders",
+                                                                                "detail": "must be a list"}])
+        if len(items) > MAX_BULK:
+            return problem(400, f"At most {MAX_BULK} orders per request ({len(items)} given); nothing was written.",
+                           errors=[{"field": "orders", "detail": f"at most {MAX_BULK} items"}])
+        try:
+            result, _created = orders_upsert(items, sales_account=request.user.sales_account, now=timezone.now())
+        except OrdersInvalid as exc:
+            return _invalid(exc, single=False)
+        return Response({"created": result.created, "updated": result.updated, "unchanged": result.unchanged})
+
+
+class OrderCursorPagination(CursorPagination):
+    ordering = ("updated_at", "id")
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class OrderListView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("dunning_level", str, description='1, 2, 3 or "completed"'),
+            OpenApiParameter("open", bool),
+            OpenApiParameter("updated_since", OpenApiTypes.DATETIME),
+            OpenApiParameter("cursor", str), OpenApiParameter("page_size", int),
+        ],
+        responses=serializers.OrderOutSerializer(many=True), summary="List orders (cursor-paginated)")
+    def get(self, request):
+        now = timezone.now()
+        qs = orders_of(request, now=now)
+        errors = {}
+        level_param = request.query_params.get("dunning_level")
+        if level_param:
+            level = DunningLevel.from_param(level_param)
+            if level is None:
+                errors["dunning_level"] = ['must be 1, 2, 3 or "completed"']
+            else:
+                q = level_q(level, now=now, configs=active_configs(sales_account_id=request.user.sales_account.id))
+                qs = qs.none() if q is NOTHING else qs.filter(q)
+        open_param = request.query_params.get("open")
+        if open_param:
+            if open_param.lower() not in ("true", "false", "1", "0"):
+                errors["open"] = ["must be true or false"]
+            else:
+                qs = qs.filter(OPEN) if open_param.lower() in ("true", "1") else qs.exclude(OPEN)
+        since = request.query_params.get("updated_since")
+        if since:
+            try:
+                value = datetime.datetime.fromisoformat(since)
+            except ValueError:
+                errors["updated_since"] = ["must be an ISO 8601 date-time, e.g. 2026-11-26T10:00:00+01:00"]
+            else:
+                if timezone.is_naive(value):
+                    value = timezone.make_aware(value)
+                qs = qs.filter(updated_at__gte=value)
+        if errors:
+            raise exceptions.ValidationError(errors)
+        paginator = OrderCursorPagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response([order_json(o) for o in page])
+
+
+class DunningBlockView(APIView):
+    @extend_schema(request=serializers.BlockInSerializer, responses=serializers.OrderOutSerializer,
+                   summary="Block dunning for an open order (with a reason)")
+    def post(self, request, number: str):
+        now = timezone.now()
+        order = _order_or_404(request, number, now)
+        reason = request.data.get("reason") if isinstance(request.data, dict) else None
+        if not isinstance(reason, str) or not reason.strip():
+            raise exceptions.ValidationError({"reason": ["required: why dunning is blocked"]})
+        if len(reason) > 200:
+            raise exceptions.ValidationError({"reason": ["at most 200 characters"]})
+        result = orders_block_dunning(order_ids=[order.id], reason=reason, user=None, now=now)
+        if result.skipped.get(order.id) == BulkSkip.NOT_OPEN:
+            return problem(409, "The order is paid or cancelled: there is no dunning to block.")
+        return Response(order_json(_order_or_404(request, number, now)))
+
+    @extend_schema(request=None, responses=serializers.OrderOutSerializer, summary="Unblock dunning")
+    def delete(self, request, number: str):
+        now = timezone.now()
+        order = _order_or_404(request, number, now)
+        result = orders_unblock_dunning(order_ids=[order.id], user=None, now=now)
+        if result.skipped.get(order.id) == BulkSkip.NOT_OPEN:
+            return problem(409, "The order is paid or cancelled.")
+        return Response(order_json(_order_or_404(request, number, now)))
