@@ -294,7 +294,7 @@ class SendBatch:
             outcome.skipped[order_id] = Skip.IN_FLIGHT
         return [_Claimed(reminder_id, order_id, build_message(orders[order_id], rendered_by_order[order_id],
                                                               level=self.level, reminder_id=reminder_id),
-                         orders[order_id].number, orders[order_id].sales_account_id)
+                         order_number=orders[order_id].number, sales_account_id=orders[order_id].sales_account_id)
                 for order_id, reminder_id in sorted(claimed_ids.items())]
 
     def _diagnose(self, order_ids: set[int]) -> dict[int, str]:
