@@ -26,6 +26,7 @@ from typing import BinaryIO
 
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
+from django.db.models.functions import Upper
 
 from common.dates import local_midnight
 from common.iterables import chunked
@@ -207,6 +208,31 @@ def _import_batch(statement: BankStatement, batch: list[Entry], counts: ImportRe
     counts.matched += len(matched)
     counts.unmatched += len(credits) - len(matched)
     _after_match(matched, now=now, user=user)
+    _emit_unmatched([p for p in credits if not p.order_id], now=now)
+
+
+def _emit_unmatched(payments: list[Payment], *, now: datetime.datetime) -> None:
+    """One `payment.unmatched` event per unmatched credit, to the sales account it can be given to:
+    the account of the orders its texts name (in any state) when they all belong to ONE account. A
+    bank payment has no account until it is matched, so a credit naming no order, or orders of
+    several accounts, is not sent to anyone (it is never sent to an account it may not concern);
+    staff see it in the unmatched queue. One query for the orders named, one `events_emit`."""
+    if not payments:
+        return
+    wanted = {p.pk: matching.candidates(p.reference) for p in payments}
+    named: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for chunk in chunked(sorted(set().union(*wanted.values())), matching.LOOKUP_CHUNK):
+        for number, account_id, upper in (Order.objects.annotate(number_upper=Upper("number"))
+                                          .filter(number_upper__in=chunk)
+                                          .values_list("number", "sales_account_id", "number_upper")):
+            named[upper].append((number, account_id))
+    entries = []
+    for p in payments:
+        hits = sorted({hit for c in wanted[p.pk] for hit in named.get(c, ())})
+        accounts = {account_id for _number, account_id in hits}
+        if len(accounts) == 1:
+            entries.append((accounts.pop(), _unmatched_data(p, [number for number, _ in hits])))
+    events_emit(EventType.PAYMENT_UNMATCHED, entries, now=now)
 
 
 def _after_match(matched: list[Payment], *, now: datetime.datetime, user) -> None:
