@@ -14,6 +14,9 @@ class OrderInSerializer(serializers.Serializer):
     ordered_at = serializers.CharField(help_text="ISO 8601 date or date-time")
     paid_at = serializers.CharField(required=False, allow_null=True)
     cancelled_at = serializers.CharField(required=False, allow_null=True)
+    customer_is_business = serializers.BooleanField(required=False, allow_null=True,
+                                                    help_text="true or false; absent or null: unchanged "
+                                                              "(a new order: false)")
 
 
 class BulkItemSerializer(OrderInSerializer):

@@ -32,8 +32,10 @@ from orders.validation import control_character
 from payments.services import MAX_TRANSACTION_ID
 
 MAX_BULK = 1000
-# The fields of an order in the API: the import's columns, without the sales account (the key's).
-FIELDS: tuple[str, ...] = tuple(c for c in COLUMNS if c != "sales_account")
+# The fields of an order in the API: the import's columns, without the sales account (the key's),
+# and its optional `customer_is_business` (a JSON true/false; absent or null leaves it alone).
+FIELDS: tuple[str, ...] = (*(c for c in COLUMNS if c != "sales_account"), "customer_is_business")
+HEADER: list[str] = [*COLUMNS, "customer_is_business"]
 _CURRENCIES = frozenset(list_currencies())
 _PROBLEM = re.compile(r"^row (\d+)(?:, column (\w+))?: (.*)$", re.S)
 
@@ -68,9 +70,17 @@ def _record(item: Any, index: int, account_name: str, errors: list[FieldError]) 
         errors.append(FieldError(index, name, "unknown field (the API sets only " + ", ".join(FIELDS) + ")"))
         bad = True
     record = []
-    for name in COLUMNS:
+    for name in HEADER:
         if name == "sales_account":
             record.append(account_name)
+            continue
+        if name == "customer_is_business":
+            flag = item.get(name)
+            if flag is not None and not isinstance(flag, bool):
+                errors.append(FieldError(index, name, "must be true, false or null"))
+                bad = True
+                continue
+            record.append("" if flag is None else str(flag).lower())
             continue
         value = item.get(name)
         if value is None:
@@ -93,7 +103,7 @@ def orders_upsert(items: Sequence[Any], *, sales_account: SalesAccount, now: dat
     if errors:
         raise OrdersInvalid(errors)
     rows, problems = validate_rows(
-        list(COLUMNS), records, accounts={sales_account.name: sales_account.id},
+        HEADER, records, accounts={sales_account.name: sales_account.id},
         methods=dict(PaymentMethod.objects.values_list("code", "id")), currencies=_CURRENCIES, tz=tz(),
         account_names={sales_account.id: sales_account.name}, today=local_date(now))
     if problems:

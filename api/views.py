@@ -46,6 +46,7 @@ def order_json(order: Order) -> dict:
         "ordered_at": _iso(order.ordered_at),
         "paid_at": _iso(order.paid_at),
         "cancelled_at": _iso(order.cancelled_at),
+        "customer_is_business": order.customer_is_business,
         "open": order.is_open,
         "dunning_level": None if level is None else (DunningLevel(level).param if level == DunningLevel.COMPLETED
                                                      else int(level)),
