@@ -14,6 +14,9 @@ class OrderInSerializer(serializers.Serializer):
     ordered_at = serializers.CharField(help_text="ISO 8601 date or date-time")
     paid_at = serializers.CharField(required=False, allow_null=True)
     cancelled_at = serializers.CharField(required=False, allow_null=True)
+    customer_is_business = serializers.BooleanField(required=False, allow_null=True,
+                                                    help_text="true or false; absent or null: unchanged "
+                                                              "(a new order: false)")
 
 
 class BulkItemSerializer(OrderInSerializer):
@@ -53,3 +56,23 @@ class OrderOutSerializer(OrderInSerializer):
 
 class BlockInSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=200)
+
+
+class PaymentInSerializer(serializers.Serializer):
+    order_number = serializers.CharField(help_text="an order of the key's sales account")
+    amount = serializers.CharField(help_text='more than 0, a string with a dot, e.g. "49.90"')
+    currency = serializers.CharField(help_text="ISO 4217, the order's currency")
+    booked_on = serializers.DateField(help_text="ISO 8601 date, not in the future")
+    transaction_id = serializers.CharField(max_length=100,
+                                           help_text="unique per sales account: the same id again returns the first "
+                                                     "result (200) and records nothing")
+
+
+class PaymentOutSerializer(serializers.Serializer):
+    transaction_id = serializers.CharField()
+    order_number = serializers.CharField()
+    amount = serializers.CharField()
+    currency = serializers.CharField()
+    booked_on = serializers.DateField()
+    matched = serializers.BooleanField(help_text="false when the order was paid or cancelled: staff decide")
+    order_paid = serializers.BooleanField()

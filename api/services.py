@@ -10,6 +10,7 @@ import datetime
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from babel.numbers import list_currencies
@@ -23,13 +24,18 @@ from orders.importing import (
     ParsedFile,
     existing_orders,
     orders_import,
+    parse_total,
     validate_rows,
 )
-from orders.models import PaymentMethod
+from orders.models import Order, PaymentMethod
+from orders.validation import control_character
+from payments.services import MAX_TRANSACTION_ID
 
 MAX_BULK = 1000
-# The fields of an order in the API: the import's columns, without the sales account (the key's).
-FIELDS: tuple[str, ...] = tuple(c for c in COLUMNS if c != "sales_account")
+# The fields of an order in the API: the import's columns, without the sales account (the key's),
+# and its optional `customer_is_business` (a JSON true/false; absent or null leaves it alone).
+FIELDS: tuple[str, ...] = (*(c for c in COLUMNS if c != "sales_account"), "customer_is_business")
+HEADER: list[str] = [*COLUMNS, "customer_is_business"]
 _CURRENCIES = frozenset(list_currencies())
 _PROBLEM = re.compile(r"^row (\d+)(?:, column (\w+))?: (.*)$", re.S)
 
@@ -64,9 +70,17 @@ def _record(item: Any, index: int, account_name: str, errors: list[FieldError]) 
         errors.append(FieldError(index, name, "unknown field (the API sets only " + ", ".join(FIELDS) + ")"))
         bad = True
     record = []
-    for name in COLUMNS:
+    for name in HEADER:
         if name == "sales_account":
             record.append(account_name)
+            continue
+        if name == "customer_is_business":
+            flag = item.get(name)
+            if flag is not None and not isinstance(flag, bool):
+                errors.append(FieldError(index, name, "must be true, false or null"))
+                bad = True
+                continue
+            record.append("" if flag is None else str(flag).lower())
             continue
         value = item.get(name)
         if value is None:
@@ -89,7 +103,7 @@ def orders_upsert(items: Sequence[Any], *, sales_account: SalesAccount, now: dat
     if errors:
         raise OrdersInvalid(errors)
     rows, problems = validate_rows(
-        list(COLUMNS), records, accounts={sales_account.name: sales_account.id},
+        HEADER, records, accounts={sales_account.name: sales_account.id},
         methods=dict(PaymentMethod.objects.values_list("code", "id")), currencies=_CURRENCIES, tz=tz(),
         account_names={sales_account.id: sales_account.name}, today=local_date(now))
     if problems:
@@ -108,3 +122,72 @@ def _field_error(problem: str) -> FieldError:
         return FieldError(None, None, problem)
     row, column, detail = m.groups()
     return FieldError(int(row) - 2, column, detail)
+
+
+# --- payments in ----------------------------------------------------------------------------------
+
+PAYMENT_FIELDS: tuple[str, ...] = ("order_number", "amount", "currency", "booked_on", "transaction_id")
+EARLIEST_BOOKING = datetime.date(2000, 1, 1)
+
+
+@dataclass(frozen=True)
+class PaymentIn:
+    order_number: str
+    amount: Decimal
+    currency: str
+    booked_on: datetime.date
+    transaction_id: str
+
+
+def payment_input(data: Any, *, now: datetime.datetime) -> PaymentIn:
+    """The body of `POST /api/v1/payments`, checked: every value a JSON string, `amount` a decimal with
+    a dot above zero, `currency` ISO 4217, `booked_on` an ISO date from 2000-01-01 to today,
+    `transaction_id` 1 to 100 printable characters. Raises OrdersInvalid with every problem."""
+    if not isinstance(data, dict):
+        raise OrdersInvalid([FieldError(None, None, "the body must be a JSON object")])
+    errors: list[FieldError] = []
+    for name in sorted(set(data) - set(PAYMENT_FIELDS)):
+        errors.append(FieldError(None, name, "unknown field (a payment has " + ", ".join(PAYMENT_FIELDS) + ")"))
+    values: dict[str, str] = {}
+    for name in PAYMENT_FIELDS:
+        value = data.get(name)
+        if value is None or value == "":
+            errors.append(FieldError(None, name, "required"))
+        elif not isinstance(value, str):
+            hint = ' (amounts are strings like "12.50")' if name == "amount" else ""
+            errors.append(FieldError(None, name, f"must be a string{hint}"))
+        elif control_character(value):
+            errors.append(FieldError(None, name, "contains a control character"))
+        else:
+            values[name] = value.strip()
+    amount = None
+    if "amount" in values:
+        try:
+            amount = parse_total(values["amount"])
+        except ValueError as exc:
+            errors.append(FieldError(None, "amount", str(exc)))
+        else:
+            if amount <= 0:
+                errors.append(FieldError(None, "amount", "must be more than 0"))
+    currency = values.get("currency", "").upper()
+    if currency and currency not in _CURRENCIES:
+        errors.append(FieldError(None, "currency", "is not an ISO 4217 currency code"))
+    booked_on = None
+    if "booked_on" in values:
+        try:
+            booked_on = datetime.date.fromisoformat(values["booked_on"])
+        except ValueError:
+            errors.append(FieldError(None, "booked_on", "must be an ISO 8601 date, e.g. 2026-11-26"))
+        else:
+            if booked_on > local_date(now):
+                errors.append(FieldError(None, "booked_on", "is in the future"))
+            elif booked_on < EARLIEST_BOOKING:
+                errors.append(FieldError(None, "booked_on", "is before 2000-01-01"))
+    if len(values.get("transaction_id", "")) > MAX_TRANSACTION_ID:
+        errors.append(FieldError(None, "transaction_id", f"is longer than {MAX_TRANSACTION_ID} characters"))
+    limit = Order._meta.get_field("number").max_length
+    if len(values.get("order_number", "")) > limit:
+        errors.append(FieldError(None, "order_number", f"is longer than {limit} characters"))
+    if errors:
+        raise OrdersInvalid(errors)
+    return PaymentIn(values["order_number"], amount, currency, booked_on, values["transaction_id"])

@@ -20,4 +20,5 @@ urlpatterns = [
     path("orders/bulk", views.OrderBulkView.as_view(), name="orders_bulk"),
     path("orders/<str:number>/dunning-block", views.DunningBlockView.as_view(), name="dunning_block"),
     path("orders/<str:number>", views.OrderDetailView.as_view(), name="order"),
+    path("payments", views.PaymentView.as_view(), name="payments"),
 ]

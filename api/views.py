@@ -20,10 +20,12 @@ from dunning.models import DunningLevel, Reminder
 from dunning.selectors import NOTHING, active_configs, level_annotation, level_q
 from orders.models import OPEN, Order
 from orders.services import BulkSkip, orders_block_dunning, orders_unblock_dunning
+from payments.models import Payment
+from payments.services import OrderNotFound, PaymentActionError, api_transaction_id, payment_record_api
 
 from . import serializers
 from .problems import problem
-from .services import MAX_BULK, OrdersInvalid, orders_upsert
+from .services import MAX_BULK, OrdersInvalid, orders_upsert, payment_input
 
 
 def _iso(value: datetime.datetime | None) -> str | None:
@@ -44,6 +46,7 @@ def order_json(order: Order) -> dict:
         "ordered_at": _iso(order.ordered_at),
         "paid_at": _iso(order.paid_at),
         "cancelled_at": _iso(order.cancelled_at),
+        "customer_is_business": order.customer_is_business,
         "open": order.is_open,
         "dunning_level": None if level is None else (DunningLevel(level).param if level == DunningLevel.COMPLETED
                                                      else int(level)),
@@ -204,3 +207,39 @@ class DunningBlockView(APIView):
         if result.skipped.get(order.id) == BulkSkip.NOT_OPEN:
             return problem(409, "The order is paid or cancelled.")
         return Response(order_json(_order_or_404(request, number, now)))
+
+
+def payment_json(payment: Payment) -> dict:
+    order = payment.order
+    return {
+        "transaction_id": api_transaction_id(payment),
+        "order_number": order.number if order else payment.reference,
+        "amount": str(payment.amount),
+        "currency": payment.currency,
+        "booked_on": payment.booked_on.isoformat(),
+        "matched": order is not None,
+        "order_paid": bool(order and order.paid_at),
+    }
+
+
+class PaymentView(APIView):
+    @extend_schema(request=serializers.PaymentInSerializer,
+                   responses={200: serializers.PaymentOutSerializer, 201: serializers.PaymentOutSerializer},
+                   summary="Record a payment of an order (idempotent by transaction_id)")
+    def post(self, request):
+        now = timezone.now()
+        try:
+            data = payment_input(request.data, now=now)
+        except OrdersInvalid as exc:
+            return problem(400, "The payment is invalid; nothing was recorded. See errors.",
+                           errors=[e.as_dict() for e in exc.errors])
+        try:
+            result = payment_record_api(sales_account_id=request.user.sales_account.id, order_number=data.order_number,
+                                        amount=data.amount, currency=data.currency, booked_on=data.booked_on,
+                                        transaction_id=data.transaction_id, now=now)
+        except OrderNotFound:
+            raise exceptions.NotFound(f"No order {data.order_number!r}.") from None
+        except PaymentActionError as exc:
+            return problem(400, f"{exc} Nothing was recorded.", errors=[{"field": "currency", "detail": str(exc)}])
+        payment = Payment.objects.select_related("order").get(pk=result.payment.pk)
+        return Response(payment_json(payment), status=201 if result.created else 200)

@@ -26,12 +26,15 @@ from typing import BinaryIO
 
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
+from django.db.models.functions import Upper
 
 from common.dates import local_midnight
 from common.iterables import chunked
 from orders.audit import order_events_log
 from orders.models import OPEN, Order, OrderEvent
 from orders.services import orders_mark_paid_by_bank, orders_reopen_unpaid
+from webhooks.models import EventType
+from webhooks.services import events_emit
 
 from . import matching
 from .models import UNMATCHED, BankStatement, Payment
@@ -205,6 +208,31 @@ def _import_batch(statement: BankStatement, batch: list[Entry], counts: ImportRe
     counts.matched += len(matched)
     counts.unmatched += len(credits) - len(matched)
     _after_match(matched, now=now, user=user)
+    _emit_unmatched([p for p in credits if not p.order_id], now=now)
+
+
+def _emit_unmatched(payments: list[Payment], *, now: datetime.datetime) -> None:
+    """One `payment.unmatched` event per unmatched credit, to the sales account it can be given to:
+    the account of the orders its texts name (in any state) when they all belong to ONE account. A
+    bank payment has no account until it is matched, so a credit naming no order, or orders of
+    several accounts, is not sent to anyone (it is never sent to an account it may not concern);
+    staff see it in the unmatched queue. One query for the orders named, one `events_emit`."""
+    if not payments:
+        return
+    wanted = {p.pk: matching.candidates(p.reference) for p in payments}
+    named: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for chunk in chunked(sorted(set().union(*wanted.values())), matching.LOOKUP_CHUNK):
+        for number, account_id, upper in (Order.objects.annotate(number_upper=Upper("number"))
+                                          .filter(number_upper__in=chunk)
+                                          .values_list("number", "sales_account_id", "number_upper")):
+            named[upper].append((number, account_id))
+    entries = []
+    for p in payments:
+        hits = sorted({hit for c in wanted[p.pk] for hit in named.get(c, ())})
+        accounts = {account_id for _number, account_id in hits}
+        if len(accounts) == 1:
+            entries.append((accounts.pop(), _unmatched_data(p, [number for number, _ in hits])))
+    events_emit(EventType.PAYMENT_UNMATCHED, entries, now=now)
 
 
 def _after_match(matched: list[Payment], *, now: datetime.datetime, user) -> None:
@@ -243,6 +271,85 @@ def orders_settle(order_ids: Iterable[int], *, now: datetime.datetime, user) -> 
     for order_id, (_at, details) in paid.items():
         details["paid"] = str(running[order_id])
     return orders_mark_paid_by_bank(paid=paid, user=user, now=now)
+
+
+# --- payments recorded through the API ------------------------------------------------------------
+
+API_SOURCE = "api:{account}:{transaction}"
+MAX_TRANSACTION_ID = 100
+
+
+class OrderNotFound(LookupError):
+    """The sales account has no order with that number (the API answers 404)."""
+
+
+def api_source_id(*, sales_account_id: int, transaction_id: str) -> str:
+    """The `source_id` of a payment the API recorded: unique per sales account and transaction id,
+    so the database refuses a second one (the replay returns the first)."""
+    return API_SOURCE.format(account=sales_account_id, transaction=transaction_id)
+
+
+@dataclass
+class ApiPayment:
+    payment: Payment
+    created: bool  # False: a replay of the same transaction id (nothing added)
+
+
+def payment_record_api(*, sales_account_id: int, order_number: str, amount: Decimal, currency: str,
+                       booked_on: datetime.date, transaction_id: str, now: datetime.datetime) -> ApiPayment:
+    """Record a payment the shop or ERP reports for one of its orders (idempotent by transaction id).
+
+    It is matched (matched_by=api) to that order when the order is open and in `currency`, and then
+    counts toward paid exactly like a bank payment (`orders_settle`: paid when covered, with the
+    PAID_BY_BANK audit row and the `order.paid` event). An order that is paid or cancelled keeps
+    it unmatched for staff (never matched automatically: `no_auto_match`), with a
+    `payment.unmatched` event. The order row is locked first, so two identical requests at once
+    record one payment; the unique `source_id` is the last word. Raises OrderNotFound, or
+    PaymentActionError for a currency that is not the order's."""
+    source_id = api_source_id(sales_account_id=sales_account_id, transaction_id=transaction_id)
+    first = Payment.objects.filter(source_id=source_id).first()
+    if first is not None:
+        return ApiPayment(first, created=False)
+    with transaction.atomic():
+        order = (Order.objects.select_for_update(of=("self",)).select_related("sales_account")
+                 .filter(sales_account_id=sales_account_id, number=order_number).first())
+        if order is None:
+            raise OrderNotFound(order_number)
+        first = Payment.objects.filter(source_id=source_id).first()  # a request that held the lock before us
+        if first is not None:
+            return ApiPayment(first, created=False)
+        if order.currency != currency:
+            raise PaymentActionError(f"The order is in {order.currency}, the payment in {currency}.")
+        payment = Payment(amount=amount, currency=currency, booked_on=booked_on, reference=order.number,
+                          end_to_end_id=transaction_id[:64], source_id=source_id)
+        if order.is_open:
+            payment.order, payment.matched_by, payment.matched_at = order, Payment.MatchedBy.API, now
+        else:
+            payment.no_auto_match = True
+        try:
+            with transaction.atomic():
+                payment.save(force_insert=True)
+        except IntegrityError:  # the same transaction id committed meanwhile (another order's lock)
+            first = Payment.objects.filter(source_id=source_id).first()
+            if first is None:
+                raise
+            return ApiPayment(first, created=False)
+        if payment.order_id:
+            _after_match([payment], now=now, user=None)
+        else:
+            events_emit(EventType.PAYMENT_UNMATCHED, [(sales_account_id, _unmatched_data(payment, [order.number]))],
+                        now=now)
+    return ApiPayment(payment, created=True)
+
+
+def api_transaction_id(payment: Payment) -> str:
+    """The transaction id an API payment was recorded with (its `source_id` without the prefix)."""
+    return payment.source_id.split(":", 2)[2] if payment.source_id.startswith("api:") else ""
+
+
+def _unmatched_data(p: Payment, numbers: list[str]) -> dict:
+    return {"order_number": numbers[0], "order_numbers": numbers, "amount": str(p.amount), "currency": p.currency,
+            "booked_on": p.booked_on.isoformat(), "reference": p.reference}
 
 
 # --- matching again (the dunning run) -----------------------------------------------------------

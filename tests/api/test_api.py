@@ -332,3 +332,33 @@ def test_bad_rate_limit_setting_stops_the_app_with_one_line():
     result = subprocess.run([sys.executable, "manage.py", "check"], capture_output=True, text=True, env=env)
     assert result.returncode != 0
     assert "API_RATE_LIMIT must look like 50/s" in result.stderr
+
+
+# --- customer_is_business (optional, as the CSV column) -----------------------------------------------
+
+def test_put_sets_customer_is_business_and_get_returns_it(api):
+    r = api.put("orders/B-1", order_body(customer_is_business=True))
+    assert r.status_code == 201 and r.json()["customer_is_business"] is True
+    assert api.put("orders/B-1", order_body()).json()["customer_is_business"] is True  # absent: unchanged
+    assert api.put("orders/B-1", order_body(customer_is_business=None)).json()["customer_is_business"] is True
+    assert api.put("orders/B-1", order_body(customer_is_business=False)).json()["customer_is_business"] is False
+    assert api.get("orders/B-1").json()["customer_is_business"] is False
+    assert api.put("orders/C-1", order_body()).json()["customer_is_business"] is False  # a new order: false
+
+
+@pytest.mark.parametrize("value", ["true", "ja", 1, [True]])
+def test_customer_is_business_must_be_a_json_boolean(api, value):
+    assert_problem(api.put("orders/B-1", order_body(customer_is_business=value)), 400, field="customer_is_business")
+    assert not Order.objects.exists()
+
+
+def test_bulk_sets_customer_is_business_all_or_nothing(api):
+    items = [{**order_body(customer_is_business=True), "number": "B-1"}, {**order_body(), "number": "B-2"}]
+    r = api.post("orders/bulk", {"orders": items})
+    assert r.status_code == 200 and r.json()["created"] == 2
+    assert dict(Order.objects.values_list("number", "customer_is_business")) == {"B-1": True, "B-2": False}
+    items[1]["customer_is_business"] = "maybe"
+    items[0]["customer_is_business"] = False
+    doc = assert_problem(api.post("orders/bulk", {"orders": items}), 400, field="customer_is_business")
+    assert doc["errors"][0]["index"] == 1
+    assert Order.objects.get(number="B-1").customer_is_business is True  # nothing written
