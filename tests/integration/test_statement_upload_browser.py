@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.integration.test_open_payments_browser import browser_settings, page, staff  # noqa: F401
 
@@ -50,7 +51,9 @@ def _upload_page(order, live_server, page, tmp_path):  # noqa: F811
                                    "1 ignoriert")
     order.refresh_from_db()
     assert order.paid_at is not None
-    page.wait_for_function("document.getElementById('unmatched-badge').textContent === '1'")
+    # a locator assertion polls from Python: wait_for_function would poll a string through eval,
+    # which the page's CSP (script-src 'self') refuses whenever the badge is not there at once
+    expect(page.locator("#unmatched-badge")).to_have_text("1", timeout=15_000)
 
     bad = tmp_path / "kaputt.xml"
     bad.write_bytes(FIXTURE.read_bytes().replace(b">20.00<", b">20,00<"))
