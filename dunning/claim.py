@@ -77,6 +77,8 @@ class Claim:
 def _cents(value: Fraction) -> Decimal:
     """`value` rounded half-up to the cent, exactly: integer arithmetic on the fraction, no float
     and no cut-off decimal expansion. Never negative here (interest is never negative)."""
+    if not value:  # no interest (the common case): no fraction arithmetic
+        return Decimal("0.00")
     hundredths = value * 100
     whole, rest = divmod(hundredths.numerator, hundredths.denominator)
     if 2 * rest >= hundredths.denominator:
