@@ -151,11 +151,10 @@ def test_select_all_checkbox_and_language_switch(shop, live_server, page):
     assert page.locator("th", has_text="Sent reminders").count() == 1
 
 
-def test_total_due_column_fits_1366_px(shop, live_server, page):
-    """The "Fällig gesamt" column (today's claim per row) with wide amounts: the table does not
-    scroll sideways at 1366 px. SCREENSHOTS=1 saves docs/screenshots/overview-total-due-de.png."""
+@pytest.fixture
+def claim_rows(shop):
+    """The shop's orders with a claim beyond the amount (written before `page` starts Playwright)."""
     from decimal import Decimal
-    from pathlib import Path
 
     from dunning.models import BaseRate, DunningConfig
     from orders.models import Order
@@ -169,6 +168,14 @@ def test_total_due_column_fits_1366_px(shop, live_server, page):
     Order.objects.filter(pk=shop[1].pk).update(total=Decimal("1249.90"))
     Payment.objects.create(order=shop[1], amount=Decimal("249.90"), currency="EUR", source_id="screenshot-1",
                            booked_on=local_today(timezone.now()) - datetime.timedelta(days=3))
+    return shop
+
+
+def test_total_due_column_fits_1366_px(claim_rows, live_server, page):
+    """The "Fällig gesamt" column (today's claim per row) with wide amounts: the table does not
+    scroll sideways at 1366 px. SCREENSHOTS=1 saves docs/screenshots/overview-total-due-de.png."""
+    from pathlib import Path
+
     page.goto(live_server.url + "/orders/open-payments/")
     page.fill("#id_username", "backoffice")
     page.fill("#id_password", "secret-pass-123")
