@@ -10,14 +10,14 @@ use the partial index on open orders. The loop is over configs (a handful), neve
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from functools import reduce
 from operator import or_
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Case, CharField, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Case, CharField, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.utils.translation import gettext_lazy as _
 
 from common.dates import end_of_day, local_midnight, local_today
@@ -245,6 +245,13 @@ def first_deadlines(order_ids: Iterable[int]) -> dict[int, datetime.date]:
                 .exclude(status=Reminder.Status.FAILED).values_list("order_id", "deadline"))
 
 
+def first_deadline_subquery() -> Subquery:
+    """The deadline the order's live first reminder set, as a subquery per order row (what
+    `first_deadlines` reads, for a query that reads the rows anyway: no query of its own)."""
+    return Subquery(Reminder.objects.filter(order=OuterRef("pk"), level=DunningLevel.FIRST, deadline__isnull=False)
+                    .exclude(status=Reminder.Status.FAILED).order_by("-pk").values("deadline")[:1])
+
+
 def config_of(order: Order, configs: Iterable[DunningConfig] | None = None) -> DunningConfig | None:
     """The config of the order's (sales account, payment method): from `configs` when given, else
     read (active or not: the claim settings apply to reminders already sent)."""
@@ -265,6 +272,32 @@ def order_claim(order: Order, *, on: datetime.date, levels_sent: int, config: Du
         first_deadline=first_deadline, levels_sent=range(1, levels_sent + 1),
         fees=config.fees if config else {}, charge_flat_fee_b2b=bool(config and config.charge_flat_fee_b2b),
         charge_interest=bool(config and config.charge_interest), base_rates=rates, payments=payments, on=on)
+
+
+def claims_today(orders: Sequence[Order], *, on: datetime.date,
+                 configs: Iterable[DunningConfig], annotated: bool = False) -> dict[int, Claim]:
+    """The claim of each of `orders` on `on` (the overview's "Total due", for one page of rows):
+    three queries whatever the number of orders (the base rates, the first deadlines and the
+    payments of these orders), two when the rows carry `first_deadline` (`annotated`: read with
+    `first_deadline_subquery()`), one more only when an order's config is not among `configs` (an
+    inactive one: its settings still apply to the reminders it sent, as on the order page)."""
+    ids = [order.pk for order in orders]
+    if not ids:
+        return {}
+    rates = base_rates()
+    firsts = {o.pk: o.first_deadline for o in orders} if annotated else first_deadlines(ids)
+    paid = claim_payments_by_order(ids)
+    by_key = {(c.sales_account_id, c.payment_method_id): c for c in configs}
+    missing = {(o.sales_account_id, o.payment_method_id) for o in orders} - by_key.keys()
+    if missing:
+        wanted = reduce(or_, (Q(sales_account_id=a, payment_method_id=m) for a, m in missing))
+        by_key.update({(c.sales_account_id, c.payment_method_id): c for c in DunningConfig.objects.filter(wanted)})
+    return {
+        order.pk: order_claim(order, on=on, levels_sent=order.reminders_sent,
+                              config=by_key.get((order.sales_account_id, order.payment_method_id)), rates=rates,
+                              first_deadline=firsts.get(order.pk), payments=paid.get(order.pk, []))
+        for order in orders
+    }
 
 
 DEFAULT_DEADLINE_DAYS = 7  # an order without a config (none to remind it): the model's default

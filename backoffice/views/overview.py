@@ -13,7 +13,7 @@ from django.utils.translation import pgettext_lazy
 
 from common.dates import local_today
 from dunning.models import DunningLevel
-from dunning.selectors import active_configs
+from dunning.selectors import active_configs, claims_today, first_deadline_subquery
 
 from ..bulk_actions import BULK_ACTIONS
 from ..filters import LEVEL_FILTER_CHOICES, YES_NO, OpenOrderFilter
@@ -29,6 +29,7 @@ COLUMNS = [
     ("customer", pgettext_lazy("column", "Customer"), "col-customer"),
     ("email", pgettext_lazy("column", "E-mail"), "col-email"),
     ("total", pgettext_lazy("column", "Amount"), "col-amount num"),
+    ("", pgettext_lazy("column", "Total due"), "col-due num"),
     ("payment_method", pgettext_lazy("column", "Payment method"), "col-method"),
     ("sales_account", pgettext_lazy("column", "Sales account"), "col-account"),
     ("days_overdue", pgettext_lazy("column", "Days overdue"), "col-overdue num"),
@@ -105,11 +106,16 @@ def open_payments(request: HttpRequest) -> HttpResponse:
         # filtered by level, the list is exactly that level's tab, else all the tabs: its count
         # is known already
         known_count=counts[level] if level is not None else totals.all_count,
-        rows=lambda ids: with_badges(base.filter(pk__in=ids), now=now).order_by(),
+        rows=lambda ids: with_badges(base.filter(pk__in=ids), now=now)
+        .annotate(first_deadline=first_deadline_subquery()).order_by(),
     )
     page = paginator.get_page(request.GET.get("page"))
     orders = list(page.object_list)
+    # today's claim of the page's rows only (fees, interest, payments): 2 queries more, whatever
+    # the rows (the base rates; the page's payments); the first deadlines come with the rows
+    claims = claims_today(orders, on=today, configs=configs, annotated=True)
     for order in orders:
+        order.claim = claims[order.pk]
         order.overdue = order.days_overdue(today)
         order.due_in = -order.overdue if order.overdue is not None and order.overdue < 0 else 0
     ordering = filterset.form.cleaned_data.get("o") or []

@@ -6,6 +6,8 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 from django.utils import translation
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dunning.models import EmailTemplate
 from dunning.templating import CompiledTemplate, clean_subject, format_day, format_money, sample_context
@@ -127,3 +129,18 @@ def test_admin_refuses_a_broken_template_with_a_form_error(client, support_user)
     assert response.status_code == 200
     assert "is not allowed" in response.content.decode()
     assert not EmailTemplate.objects.filter(name="X").exists()
+
+
+@settings(max_examples=300, deadline=None)
+@given(amount=st.decimals(min_value=-10**9, max_value=10**9, places=2) | st.decimals(
+           min_value=-1000, max_value=1000, places=5),
+       currency=st.sampled_from(["EUR", "GBP", "CHF", "USD", "JPY", "PLN", "SEK", "KWD", "XYZ"]),
+       language=st.sampled_from(["de", "en", "fr"]))
+def test_format_money_is_babels_format_currency(amount, currency, language):
+    """The fast path (pattern and symbol read once per currency and language) gives babel's string."""
+    from babel.numbers import format_currency
+
+    from dunning.templating import _locale
+
+    format_money.cache_clear()
+    assert format_money(amount, currency, language) == format_currency(amount, currency, locale=_locale(language))

@@ -149,3 +149,46 @@ def test_select_all_checkbox_and_language_switch(shop, live_server, page):
     page.wait_for_load_state()
     assert page.locator("h1").inner_text() == "Open payments"
     assert page.locator("th", has_text="Sent reminders").count() == 1
+
+
+@pytest.fixture
+def claim_rows(shop):
+    """The shop's orders with a claim beyond the amount (written before `page` starts Playwright)."""
+    from decimal import Decimal
+
+    from dunning.models import BaseRate, DunningConfig
+    from orders.models import Order
+    from payments.models import Payment
+
+    # a transactional test before this one flushed the seeded base rates
+    BaseRate.objects.get_or_create(valid_from=datetime.date(2026, 1, 1), defaults={"rate": Decimal("1.27")})
+    DunningConfig.objects.update(charge_interest=True, charge_flat_fee_b2b=True, level_2_fee=Decimal("2.50"))
+    Order.objects.filter(pk=shop[0].pk).update(total=Decimal("123456.78"), customer_is_business=True,
+                                               customer_name="Sehr lange Firmenbezeichnung GmbH & Co. KG")
+    Order.objects.filter(pk=shop[1].pk).update(total=Decimal("1249.90"))
+    Payment.objects.create(order=shop[1], amount=Decimal("249.90"), currency="EUR", source_id="screenshot-1",
+                           booked_on=local_today(timezone.now()) - datetime.timedelta(days=3))
+    return shop
+
+
+def test_total_due_column_fits_1366_px(claim_rows, live_server, page):
+    """The "Fällig gesamt" column (today's claim per row) with wide amounts: the table does not
+    scroll sideways at 1366 px. SCREENSHOTS=1 saves docs/screenshots/overview-total-due-de.png."""
+    from pathlib import Path
+
+    page.goto(live_server.url + "/orders/open-payments/")
+    page.fill("#id_username", "backoffice")
+    page.fill("#id_password", "secret-pass-123")
+    page.click("button[type=submit].primary")
+    page.wait_for_url(re.compile(r"/orders/open-payments/"))
+    assert "Fällig gesamt" in page.locator("table.result-list thead").inner_text()
+    dues = page.locator("td.total-due").all_inner_texts()
+    # 1,249.90 - 249.90 paid; 123,456.78 + 40.00 flat fee + interest since the due date
+    assert "1.000,00\xa0€" in dues and any(d.startswith("124.") for d in dues), dues
+    if os.environ.get("SCREENSHOTS"):
+        target = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "overview-total-due-de.png"
+        page.screenshot(path=str(target), full_page=True)
+    wrap = page.locator(".table-wrap")
+    assert wrap.evaluate("el => el.scrollWidth <= el.clientWidth"), "the table scrolls sideways at 1366 px"
+    # no cell of the new column cuts its amount off
+    assert page.locator("td.total-due").evaluate_all("cells => cells.every(c => c.scrollWidth <= c.clientWidth)")
