@@ -16,10 +16,10 @@ from functools import reduce
 from operator import or_
 
 from django.conf import settings
-from django.db import models
 from django.db.models import Case, CharField, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.utils.translation import gettext_lazy as _
 
+from common.choices import ReasonChoices
 from common.dates import end_of_day, local_midnight, local_today
 from orders.models import OPEN, Order
 from payments.models import Payment
@@ -151,7 +151,7 @@ def cancellation_q(*, now: datetime.datetime, configs: Iterable[DunningConfig]) 
 # --- the send decision: why an order does not get its reminder -----------------------------------
 
 
-class Skip(models.TextChoices):
+class Skip(ReasonChoices):
     """Why an order of a Notify selection or a run got no reminder. The engine and the Notify
     confirmation both ask `skip_reason` below, so they give the same reason in the same order."""
 
@@ -164,11 +164,6 @@ class Skip(models.TextChoices):
     NO_TEMPLATE = "no_template", _("no template assigned for this level")
     BUSY = "busy", _("being processed by another run")
     PROVIDER_DOWN = "provider_down", _("not attempted: the e-mail provider was unavailable")
-
-    @classmethod
-    def label_of(cls, code: str) -> str:
-        """The label of a stored reason code (an unknown code is shown as it is)."""
-        return str(cls(code).label) if code in cls.values else code
 
 
 def bounced_exists() -> Exists:

@@ -17,10 +17,11 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import models, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from common.choices import ReasonChoices
 from common.dates import end_of_day, local_date, local_midnight
 from common.iterables import chunked
 from webhooks.models import EventType
@@ -33,7 +34,7 @@ from .validation import check_paid_at, order_problems
 CHUNK_SIZE = 1000
 
 
-class BulkSkip(models.TextChoices):
+class BulkSkip(ReasonChoices):
     """Why a bulk action left an order of the selection alone."""
 
     NOT_FOUND = "not_found", _("order not found")

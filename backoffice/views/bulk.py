@@ -21,10 +21,6 @@ from ..permissions import back_office_required
 from .selection import bad_request, next_url, read_selection, skip_summary
 
 
-def _bulk_skip_label(code: str) -> str:
-    return str(BulkSkip(code).label) if code in BulkSkip.values else code
-
-
 @back_office_required
 @require_http_methods(["GET", "POST"])
 def bulk_action(request: HttpRequest) -> HttpResponse:
@@ -49,7 +45,7 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
                 ngettext(
                     "%(count)d order skipped: %(reasons)s", "%(count)d orders skipped: %(reasons)s", len(result.skipped)
                 )
-                % {"count": len(result.skipped), "reasons": skip_summary(result.skip_counts, _bulk_skip_label)},
+                % {"count": len(result.skipped), "reasons": skip_summary(result.skip_counts, BulkSkip.label_of)},
             )
         if not result.done and not result.skipped:
             messages.warning(request, _("No orders match the selection any more; nothing was changed."))
