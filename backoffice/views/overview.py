@@ -120,6 +120,9 @@ def open_payments(request: HttpRequest) -> HttpResponse:
         order.due_in = -order.overdue if order.overdue is not None and order.overdue < 0 else 0
     ordering = filterset.form.cleaned_data.get("o") or []
     filter_params = OpenOrderFilter.params(request.GET)
+    export_params = QueryDict(mutable=True)
+    for name, value in [*filter_params, *(("o", v) for v in request.GET.getlist("o") if v)]:
+        export_params.appendlist(name, value)
     return render(
         request,
         "backoffice/open_payments.html",
@@ -149,5 +152,7 @@ def open_payments(request: HttpRequest) -> HttpResponse:
             "filter_params": filter_params,
             "actions": [(key, action.label) for key, action in BULK_ACTIONS.items()],
             "has_filters": bool(filter_params),
+            "export_query": f"&{export_params.urlencode()}" if export_params else "",
+            "completed_level": DunningLevel.COMPLETED,
         },
     )
