@@ -8,11 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import QuerySet
+from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext_lazy, ngettext
 
 from common.dates import local_midnight, local_today
 from orders import services as order_services
 from orders.models import Order
+from orders.validation import open_orders_placed_after
 
 from . import forms
 
@@ -27,6 +30,24 @@ class BulkAction:
     done_message: Callable[[int], str]
     danger: bool = False
     order_label: Any = None  # the button on the order page, for one order
+    # asked before the action runs, with the selection and the form's data: (field, message) of a
+    # form error that refuses the whole action, or None
+    check: Callable[[QuerySet[Order], dict[str, Any]], tuple[str, str] | None] | None = None
+
+
+def _payment_day_check(queryset: QuerySet[Order], data: dict[str, Any]) -> tuple[str, str] | None:
+    """A payment cannot be received before the order was placed: refuse a day before the order
+    date of any selected open order, naming how many and the latest order date."""
+    count, latest = open_orders_placed_after(queryset, data["paid_on"])
+    if not count:
+        return None
+    return "paid_on", ngettext(
+        "The payment date is before the order date of %(count)s selected order (ordered on %(latest)s). "
+        "Choose that day or a later one, or leave the order out.",
+        "The payment date is before the order date of %(count)s selected orders (the latest ordered on "
+        "%(latest)s). Choose that day or a later one, or leave those orders out.",
+        count,
+    ) % {"count": number_format(count, force_grouping=True), "latest": date_format(latest, "SHORT_DATE_FORMAT")}
 
 
 def _paid_at(paid_on: datetime.date, now: datetime.datetime) -> datetime.datetime:
@@ -41,6 +62,7 @@ BULK_ACTIONS: dict[str, BulkAction] = {
             "The orders are closed as paid and leave the open payments; no reminder goes to them any more."
         ),
         form_class=forms.MarkPaidForm,
+        check=_payment_day_check,
         run=lambda ids, data, user, now: order_services.orders_mark_paid(
             order_ids=ids, paid_at=_paid_at(data["paid_on"], now), user=user, now=now
         ),

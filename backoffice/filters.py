@@ -23,6 +23,9 @@ from orders.models import Order, PaymentMethod
 # (query value, label) of the level filter: `?dunning_level=1`, ..., `?dunning_level=completed`
 LEVEL_FILTER_CHOICES = [(level.param, level.label) for level in DunningLevel]
 YES_NO = [("true", _("Yes")), ("false", _("No"))]
+# A selection carried back to the overview (after "Apply" without an action): ticked again there,
+# never part of its filter or of the links it builds.
+SELECTION_PARAMS = ("ids", "select_across", "missing_action")
 
 
 # The last instant a due date can be: order dates after `_LATEST_DUE - term` (stored before they
@@ -44,6 +47,11 @@ def due_at_expression() -> Case:
                 When(payment_method__payment_term_days=t, then=F("ordered_at") + term),
             ]
     return Case(*whens, default=F("ordered_at"), output_field=DateTimeField())
+
+
+def search_q(value: str) -> Q:
+    """The overview's search: a part of the order number, the customer's name or e-mail."""
+    return Q(number__icontains=value) | Q(customer_name__icontains=value) | Q(customer_email__icontains=value)
 
 
 class OverviewOrdering(django_filters.OrderingFilter):
@@ -144,9 +152,7 @@ class OpenOrderFilter(django_filters.FilterSet):
         value = value.strip()
         if not value:
             return queryset
-        return queryset.filter(
-            Q(number__icontains=value) | Q(customer_name__icontains=value) | Q(customer_email__icontains=value)
-        )
+        return queryset.filter(search_q(value))
 
     # --- helpers for the page ---
 

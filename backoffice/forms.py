@@ -1,17 +1,39 @@
 import datetime
+import re
 
 from django import forms
+from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
 from orders.validation import EARLIEST_DATE
 
+# A bulk action on more orders than this asks for their number to be typed (server-side checked).
+TYPE_COUNT_ABOVE = 500
+
 
 class ActionForm(forms.Form):
-    """A bulk action without options."""
+    """A bulk action without options. With `confirm_count` (the number of selected orders, when
+    more than TYPE_COUNT_ABOVE) the person must type that number to confirm."""
 
-    def __init__(self, *args, today: datetime.date, **kwargs) -> None:
+    def __init__(self, *args, today: datetime.date, confirm_count: int | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.today = today
+        self.confirm_count = confirm_count
+        if confirm_count is not None:
+            shown = number_format(confirm_count, force_grouping=True)
+            self.fields["confirm_count"] = forms.CharField(
+                label=_("To confirm, type the number of orders (%(count)s)") % {"count": shown},
+                max_length=20,
+                widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off", "size": 10}),
+            )
+
+    def clean_confirm_count(self) -> int:
+        typed = re.sub(r"[\s.,'’]", "", self.cleaned_data["confirm_count"])
+        if typed != str(self.confirm_count):
+            raise forms.ValidationError(
+                _("Type %(count)s, the number of selected orders, to confirm.")
+                % {"count": number_format(self.confirm_count, force_grouping=True)})
+        return self.confirm_count
 
 
 class MarkPaidForm(ActionForm):

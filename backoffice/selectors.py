@@ -32,6 +32,9 @@ from dunning.selectors import (
 from dunning.services import TemplateResolver
 from dunning.templating import RenderedEmail, render_reminder
 from orders.models import OPEN, Order
+from orders.services import BulkRule
+
+from .filters import search_q
 
 COUNT_CAP = 10_000
 NOTIFY_SAMPLE = 50  # orders named on the Notify confirmation, each list; the rest via the overview
@@ -45,6 +48,14 @@ def open_orders(*, now: datetime.datetime, configs: Iterable[DunningConfig]) -> 
         .select_related("sales_account", "payment_method")
         .annotate(current_level=level_annotation(now=now, configs=configs))
     )
+
+
+def closed_orders_matching(search: str) -> QuerySet[Order]:
+    """Paid and cancelled orders whose number, customer or e-mail contains `search`, newest first:
+    the overview's search shows them apart from the open ones, so a clerk can answer "I have
+    paid" on the phone."""
+    return (Order.objects.exclude(OPEN).filter(search_q(search))
+            .select_related("sales_account", "payment_method").order_by("-ordered_at", "-id"))
 
 
 def with_badges(qs: QuerySet[Order], *, now: datetime.datetime) -> QuerySet[Order]:
@@ -316,3 +327,43 @@ def run_progress(run_id: int) -> dict[str, int]:
     """Reminders written by a run so far, by status, in one query."""
     rows = Reminder.objects.filter(run_id=run_id).values("status").annotate(n=Count("pk")).order_by()
     return {row["status"]: row["n"] for row in rows}
+
+
+# --- what a bulk action would do ------------------------------------------------------------------
+
+BULK_SAMPLE = 50  # orders named on a bulk confirmation, each list; the rest via the overview
+
+
+@dataclass
+class BulkPreview:
+    """What a bulk action would do to a selection: how many orders it changes, how many it skips
+    and why (BulkSkip code -> count), and the first orders of each kind by number."""
+
+    will_change: int
+    skip_counts: dict[str, int]
+    change_sample: list[Order]
+    skip_sample: list[Order]  # each with .skip_reason
+
+    @property
+    def skipped(self) -> int:
+        return sum(self.skip_counts.values())
+
+    @property
+    def selected(self) -> int:
+        return self.will_change + self.skipped
+
+
+def bulk_preview(qs: QuerySet[Order], rule: BulkRule, *, sample: int = BULK_SAMPLE) -> BulkPreview:
+    """Ask the action's own rule (orders.services.RULES) about each order of `qs`: three queries,
+    whatever the selection (the counts per reason, then each sample)."""
+    annotated = qs.annotate(skip_reason=rule.skip_reason_expression())
+    counts = {row["skip_reason"]: row["n"]
+              for row in annotated.order_by().values("skip_reason").annotate(n=Count("pk"))}
+    rows = annotated.select_related("sales_account", "payment_method").order_by("number", "id")
+    will_change = counts.pop("", 0)
+    return BulkPreview(
+        will_change=will_change,
+        skip_counts=counts,
+        change_sample=list(rows.filter(skip_reason="")[:sample]) if will_change else [],
+        skip_sample=list(rows.exclude(skip_reason="")[:sample]) if counts else [],
+    )

@@ -159,6 +159,8 @@ class OrderEvent(models.Model):
         DUNNING_UNBLOCKED = "dunning_unblocked", _("Dunning unblocked")
         CANCELLED = "cancelled", _("Cancelled")
         CANCELLATION_FLAG_CLEARED = "cancellation_flag_cleared", _("Cancellation flag cleared")
+        MARK_PAID_UNDONE = "mark_paid_undone", _("“Paid” mark undone: open again")
+        EMAIL_CHANGED = "email_changed", _("Customer e-mail address corrected")
         REMINDER_MARKED_SENT = "reminder_marked_sent", _("In-flight reminder marked as sent")
         REMINDER_MARKED_FAILED = "reminder_marked_failed", _("In-flight reminder marked as failed")
         ADMIN_CREATED = "admin_created", _("Created in the admin")

@@ -1,5 +1,6 @@
-"""Writes on orders that back-office staff start by hand: mark paid, block or unblock dunning,
-cancel flagged prepayment orders, clear the cancellation flag. (Resolving a reminder whose outcome
+"""Writes on orders that back-office staff start by hand: mark paid (and undo it), block or unblock
+dunning, cancel flagged prepayment orders, clear the cancellation flag, correct the customer's
+e-mail address. (Resolving a reminder whose outcome
 is unknown is a reminder's transition: dunning.services.reminders.)
 
 Every service is keyword-only, takes `now` and `user`, locks the rows it changes with
@@ -17,8 +18,10 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Case, CharField, Q, Value, When
 from django.utils.translation import gettext_lazy as _
 
 from common.choices import ReasonChoices
@@ -29,7 +32,7 @@ from webhooks.services import events_emit
 
 from .audit import order_events_log
 from .models import OPEN, Order, OrderEvent, touched
-from .validation import check_paid_at, order_problems
+from .validation import check_paid_at, control_character, order_problems
 
 CHUNK_SIZE = 1000
 
@@ -49,6 +52,43 @@ class BulkSkip(ReasonChoices):
 Action = OrderEvent.Action
 
 
+@dataclass(frozen=True)
+class BulkRule:
+    """Which orders a bulk action changes (`eligible`) and why it leaves each other one alone: the
+    reason of the first of `reasons` it matches. The service applies it under the lock; the
+    confirmation page asks it beforehand (`skip_reason_expression`), so both say the same."""
+
+    eligible: Q
+    reasons: tuple[tuple[Q, str], ...]
+
+    def skip_reason_expression(self) -> Case:
+        """An annotation: "" for an order the action would change, else its BulkSkip code."""
+        whens = [When(self.eligible, then=Value(""))]
+        whens += [When(q, then=Value(str(reason))) for q, reason in self.reasons]
+        return Case(*whens, default=Value(str(BulkSkip.NOT_FOUND)), output_field=CharField())
+
+
+_NOT_OPEN = ~OPEN
+
+RULES: dict[str, BulkRule] = {
+    # mark_paid: the payment day adds a condition (orders placed after it are skipped), see orders_mark_paid
+    "mark_paid": BulkRule(OPEN, ((_NOT_OPEN, BulkSkip.NOT_OPEN),)),
+    "block": BulkRule(OPEN & Q(dunning_blocked=False),
+                      ((_NOT_OPEN, BulkSkip.NOT_OPEN), (Q(dunning_blocked=True), BulkSkip.ALREADY_BLOCKED))),
+    "unblock": BulkRule(OPEN & Q(dunning_blocked=True),
+                        ((_NOT_OPEN, BulkSkip.NOT_OPEN), (Q(dunning_blocked=False), BulkSkip.NOT_BLOCKED))),
+    "cancel": BulkRule(
+        OPEN & Q(payment_method__is_prepayment=True, flagged_for_cancellation_at__isnull=False),
+        ((_NOT_OPEN, BulkSkip.NOT_OPEN),
+         (Q(payment_method__is_prepayment=False), BulkSkip.NOT_PREPAYMENT),
+         (Q(flagged_for_cancellation_at__isnull=True), BulkSkip.NOT_FLAGGED)),
+    ),
+    "clear_flag": BulkRule(OPEN & Q(flagged_for_cancellation_at__isnull=False),
+                           ((_NOT_OPEN, BulkSkip.NOT_OPEN),
+                            (Q(flagged_for_cancellation_at__isnull=True), BulkSkip.NOT_FLAGGED))),
+}
+
+
 @dataclass
 class BulkResult:
     done: list[int] = field(default_factory=list)  # order ids changed
@@ -65,20 +105,19 @@ def _bulk(
     user,
     now: datetime.datetime,
     action: OrderEvent.Action,
-    eligible: Q,
-    reasons: list[tuple[Q, str]],
+    rule: BulkRule,
     values: dict[str, Any],
     details: dict[str, Any] | None = None,
     event: tuple[str, dict[str, Any]] | None = None,
 ) -> BulkResult:
-    """Lock each chunk, change the orders matching `eligible` with one UPDATE, audit them, and
-    give every other order of the chunk the reason of the first of `reasons` it matches. `event`
+    """Lock each chunk, change the orders matching `rule.eligible` with one UPDATE, audit them, and
+    give every other order of the chunk the reason of the first of `rule.reasons` it matches. `event`
     (type, data) is emitted as a webhook event for each changed order, in the same transaction."""
     result = BulkResult()
     for chunk in chunked(order_ids, CHUNK_SIZE):
         with transaction.atomic():
             locked = Order.objects.filter(id__in=chunk).select_for_update(of=("self",)).order_by("id")
-            changed = list(locked.filter(eligible).values_list("id", "number", "sales_account_id"))
+            changed = list(locked.filter(rule.eligible).values_list("id", "number", "sales_account_id"))
             ok = [order_id for order_id, _number, _account in changed]
             if ok:
                 Order.objects.filter(id__in=ok).update(**values, updated_at=touched())
@@ -88,7 +127,7 @@ def _bulk(
                                            for _id, number, account_id in changed], now=now)
             result.done += ok
             rest = set(chunk) - set(ok)
-            for q, reason in reasons:
+            for q, reason in rule.reasons:
                 if not rest:
                     break
                 hit = set(Order.objects.filter(q, id__in=rest).values_list("id", flat=True))
@@ -96,9 +135,6 @@ def _bulk(
                 rest -= hit
             result.skipped.update(dict.fromkeys(rest, BulkSkip.NOT_FOUND))
     return result
-
-
-_NOT_OPEN = ~OPEN
 
 
 def orders_mark_paid(
@@ -115,8 +151,8 @@ def orders_mark_paid(
         user=user,
         now=now,
         action=Action.MARKED_PAID,
-        eligible=OPEN & placed_by_then,
-        reasons=[(_NOT_OPEN, BulkSkip.NOT_OPEN), (~placed_by_then, BulkSkip.PAID_BEFORE_ORDERED)],
+        rule=BulkRule(RULES["mark_paid"].eligible & placed_by_then,
+                      (*RULES["mark_paid"].reasons, (~placed_by_then, BulkSkip.PAID_BEFORE_ORDERED))),
         values={"paid_at": paid_at},
         details={"paid_at": paid_at.isoformat()},
         event=(EventType.ORDER_PAID, {"paid_at": paid_at.isoformat()}),
@@ -134,8 +170,7 @@ def orders_block_dunning(*, order_ids: Iterable[int], reason: str, user, now: da
         user=user,
         now=now,
         action=Action.DUNNING_BLOCKED,
-        eligible=OPEN & Q(dunning_blocked=False),
-        reasons=[(_NOT_OPEN, BulkSkip.NOT_OPEN), (Q(dunning_blocked=True), BulkSkip.ALREADY_BLOCKED)],
+        rule=RULES["block"],
         values={"dunning_blocked": True, "dunning_block_reason": reason},
         details={"reason": reason},
     )
@@ -148,8 +183,7 @@ def orders_unblock_dunning(*, order_ids: Iterable[int], user, now: datetime.date
         user=user,
         now=now,
         action=Action.DUNNING_UNBLOCKED,
-        eligible=OPEN & Q(dunning_blocked=True),
-        reasons=[(_NOT_OPEN, BulkSkip.NOT_OPEN), (Q(dunning_blocked=False), BulkSkip.NOT_BLOCKED)],
+        rule=RULES["unblock"],
         values={"dunning_blocked": False, "dunning_block_reason": ""},
     )
 
@@ -165,12 +199,7 @@ def orders_cancel(*, order_ids: Iterable[int], release_reservation: bool, user, 
         user=user,
         now=now,
         action=Action.CANCELLED,
-        eligible=OPEN & Q(payment_method__is_prepayment=True, flagged_for_cancellation_at__isnull=False),
-        reasons=[
-            (_NOT_OPEN, BulkSkip.NOT_OPEN),
-            (Q(payment_method__is_prepayment=False), BulkSkip.NOT_PREPAYMENT),
-            (Q(flagged_for_cancellation_at__isnull=True), BulkSkip.NOT_FLAGGED),
-        ],
+        rule=RULES["cancel"],
         values=values,
         details={"release_reservation": release_reservation},
         event=(EventType.ORDER_CANCELLED,
@@ -186,10 +215,81 @@ def orders_clear_cancellation_flag(*, order_ids: Iterable[int], user, now: datet
         user=user,
         now=now,
         action=Action.CANCELLATION_FLAG_CLEARED,
-        eligible=OPEN & Q(flagged_for_cancellation_at__isnull=False),
-        reasons=[(_NOT_OPEN, BulkSkip.NOT_OPEN), (Q(flagged_for_cancellation_at__isnull=True), BulkSkip.NOT_FLAGGED)],
+        rule=RULES["clear_flag"],
         values={"flagged_for_cancellation_at": None},
     )
+
+
+# --- one order, from its page -------------------------------------------------------------------
+
+class OrderActionRefused(Exception):
+    """The order is not in the state the action needs; the message says why (for staff)."""
+
+
+# The events that can set or clear paid_at: staff's "mark paid" may be undone only while it is the
+# latest of them (see undoable_mark_paid).
+PAYMENT_STATE_ACTIONS = (
+    Action.MARKED_PAID, Action.MARK_PAID_UNDONE, Action.PAID_BY_BANK, Action.REOPENED_BY_UNASSIGN,
+    Action.IMPORTED, Action.IMPORT_UPDATED, Action.ADMIN_CREATED, Action.ADMIN_CHANGED,
+)
+
+
+def undoable_mark_paid(order: Order) -> OrderEvent | None:
+    """Staff's "mark paid" event that set the order's current `paid_at`, or None: when the order is
+    open or cancelled, when bank payments, an import or an admin edit set or changed the payment
+    since (payments.services owns payments from the bank), or when paid_at differs from the one
+    the event recorded. One query."""
+    if order.paid_at is None or order.cancelled_at is not None:
+        return None
+    event = order.events.filter(action__in=PAYMENT_STATE_ACTIONS).order_by("-at", "-id").first()
+    if event is None or event.action != Action.MARKED_PAID:
+        return None
+    try:
+        recorded = datetime.datetime.fromisoformat(event.details.get("paid_at", ""))
+    except (TypeError, ValueError):
+        return None
+    return event if recorded == order.paid_at else None
+
+
+def order_mark_paid_undo(*, order_id: int, user, now: datetime.datetime) -> Order:
+    """Take back staff's "mark paid" of one order (a slip of the hand, a payment that bounced):
+    `paid_at` is cleared, so the order is open again at the level it was at (marking it paid
+    changed nothing else), with a MARK_PAID_UNDONE event naming the payment date taken back.
+    Raises OrderActionRefused when the payment was not a manual "mark paid" (or is no longer the
+    latest change of the payment state)."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update(of=("self",)).get(pk=order_id)
+        if undoable_mark_paid(order) is None:
+            raise OrderActionRefused(_("Only a payment marked by hand can be undone here, and only while it is the "
+                                       "latest change of the order's payment."))
+        paid_at = order.paid_at
+        Order.objects.filter(pk=order.pk).update(paid_at=None, updated_at=touched())
+        order_events_log([(order.pk, {"paid_at": paid_at.isoformat()})], action=Action.MARK_PAID_UNDONE,
+                         at=now, user=user)
+    order.refresh_from_db()
+    return order
+
+
+def order_change_email(*, order_id: int, email: str, user, now: datetime.datetime) -> bool:
+    """Correct the customer's e-mail address of one order (the next reminder goes there), with an
+    EMAIL_CHANGED event holding the old and the new address. Raises ValidationError for an
+    invalid address (Django's EmailValidator, one line, at most the field's length). Returns
+    False when the address was already that one (nothing written)."""
+    email = email.strip()
+    field_ = Order._meta.get_field("customer_email")
+    if not email:
+        raise ValidationError(_("Please enter an e-mail address."))
+    if control_character(email) or len(email) > field_.max_length:
+        raise ValidationError(_("Enter a valid email address."))
+    validate_email(email)
+    with transaction.atomic():
+        order = Order.objects.select_for_update(of=("self",)).get(pk=order_id)
+        if order.customer_email == email:
+            return False
+        Order.objects.filter(pk=order.pk).update(customer_email=email, updated_at=touched())
+        order_events_log([(order.pk, {"old": order.customer_email, "new": email})], action=Action.EMAIL_CHANGED,
+                         at=now, user=user)
+    return True
 
 
 # --- edits by hand (the admin) -------------------------------------------------------------------

@@ -14,11 +14,12 @@ from __future__ import annotations
 import datetime
 import unicodedata
 
+from django.db.models import Count, Max, QuerySet
 from django.utils.translation import gettext_lazy as _
 
-from common.dates import local_date
+from common.dates import end_of_day, local_date
 
-from .models import Order
+from .models import OPEN, Order
 
 EARLIEST_DATE = datetime.date(2000, 1, 1)
 # The moments of an order's life after it was placed (the order date has its own range).
@@ -70,6 +71,13 @@ def check_paid_at(paid_at: datetime.datetime, *, now: datetime.datetime) -> None
     """Raise DateOutOfRange unless `paid_at` lies between EARLIEST_DATE and today."""
     if later_date_issue(paid_at, ordered_at=None, today=local_date(now)):
         raise DateOutOfRange(f"paid_at {paid_at.isoformat()} is not between {EARLIEST_DATE} and today")
+
+
+def open_orders_placed_after(queryset: QuerySet[Order], day: datetime.date) -> tuple[int, datetime.date | None]:
+    """How many open orders of `queryset` were placed after `day` (local), and the latest local
+    order date among them: a payment received on `day` cannot be theirs. One query."""
+    row = queryset.filter(OPEN, ordered_at__gte=end_of_day(day)).aggregate(n=Count("pk"), latest=Max("ordered_at"))
+    return row["n"], local_date(row["latest"]) if row["latest"] else None
 
 
 def control_character(text: str) -> str | None:

@@ -10,6 +10,9 @@ from django.utils.translation import get_language
 from dunning.models import DunningLevel
 from dunning.selectors import Skip
 from dunning.templating import format_money
+from orders.services import BulkSkip
+
+from ..filters import SELECTION_PARAMS
 
 register = template.Library()
 
@@ -63,11 +66,18 @@ def skip_label(code: str) -> str:
     return Skip.label_of(code)
 
 
+@register.filter
+def bulk_skip_label(code: str) -> str:
+    return BulkSkip.label_of(code)
+
+
 @register.simple_tag(takes_context=True)
 def query_with(context, **changes) -> str:
     """The current query string with some parameters set (or removed with None/""); the page
     number is dropped unless given, since a changed filter or sort starts on page 1."""
     params = context["request"].GET.copy()
+    for name in SELECTION_PARAMS:
+        params.pop(name, None)
     if "page" not in changes:
         params.pop("page", None)
     for key, value in changes.items():

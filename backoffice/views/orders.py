@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django import forms
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -17,6 +19,7 @@ from dunning.models import DunningLevel, Reminder
 from dunning.selectors import active_configs, order_claim_on, stale_after
 from dunning.services import ReminderNotPending, ReminderStillInFlight, reminder_mark_failed, reminder_mark_sent
 from orders.models import Order
+from orders.services import OrderActionRefused, order_change_email, order_mark_paid_undo, undoable_mark_paid
 from payments.selectors import order_payments_summary
 
 from ..bulk_actions import BULK_ACTIONS, actions_for
@@ -25,9 +28,18 @@ from ..selectors import level_of
 from .selection import bad_request
 
 
+class EmailForm(forms.Form):
+    customer_email = forms.CharField(label=_("Customer e-mail"), max_length=254,
+                                     widget=forms.EmailInput(attrs={"size": 32, "autocomplete": "off"}))
+
+
 @back_office_required
 def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
     order = get_object_or_404(Order.objects.select_related("sales_account", "payment_method"), pk=pk)
+    return _order_page(request, order)
+
+
+def _order_page(request: HttpRequest, order: Order, *, email_form: EmailForm | None = None) -> HttpResponse:
     now = timezone.now()
     today = local_today(now)
     configs = active_configs()
@@ -58,8 +70,47 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
             ],
             "stale_minutes": int(stale_after().total_seconds() // 60),
             "payments": order_payments_summary(order),
+            "undo_paid": undoable_mark_paid(order),
+            "email_form": email_form or EmailForm(initial={"customer_email": order.customer_email}),
         },
+        status=400 if email_form is not None else 200,
     )
+
+
+@back_office_required
+@require_POST
+def order_undo_paid(request: HttpRequest, pk: int) -> HttpResponse:
+    order = get_object_or_404(Order, pk=pk)
+    try:
+        order = order_mark_paid_undo(order_id=order.pk, user=request.user, now=timezone.now())
+    except OrderActionRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        level = level_of(order, now=timezone.now(), configs=active_configs())
+        messages.success(request, _("“Paid” taken back: the order is open again (%(level)s).")
+                         % {"level": DunningLevel(level).label if level else _("no dunning level yet")})
+    return redirect("backoffice:order_detail", pk=order.pk)
+
+
+@back_office_required
+@require_POST
+def order_email(request: HttpRequest, pk: int) -> HttpResponse:
+    order = get_object_or_404(Order.objects.select_related("sales_account", "payment_method"), pk=pk)
+    form = EmailForm(request.POST)
+    if form.is_valid():
+        try:
+            changed = order_change_email(order_id=order.pk, email=form.cleaned_data["customer_email"],
+                                         user=request.user, now=timezone.now())
+        except ValidationError as exc:
+            form.add_error("customer_email", exc)
+        else:
+            if changed:
+                messages.success(request, _("The e-mail address was corrected; the next reminder goes to %(email)s.")
+                                 % {"email": form.cleaned_data["customer_email"].strip()})
+            else:
+                messages.info(request, _("The e-mail address was already that one; nothing was changed."))
+            return redirect("backoffice:order_detail", pk=order.pk)
+    return _order_page(request, order, email_form=form)
 
 
 @back_office_required

@@ -14,13 +14,16 @@ from django.utils.translation import pgettext_lazy
 from common.dates import local_today
 from dunning.models import DunningLevel
 from dunning.selectors import active_configs, claims_today, first_deadline_subquery
+from orders.services import RULES
 
 from ..bulk_actions import BULK_ACTIONS
-from ..filters import LEVEL_FILTER_CHOICES, YES_NO, OpenOrderFilter
+from ..filters import LEVEL_FILTER_CHOICES, SELECTION_PARAMS, YES_NO, OpenOrderFilter
 from ..permissions import back_office_required
-from ..selectors import CappedPaginator, level_totals, open_orders, with_badges
+from ..selectors import CappedPaginator, closed_orders_matching, level_totals, open_orders, with_badges
+from .selection import MAX_SELECTED_IDS
 
 PAGE_SIZE = 50
+CLOSED_SHOWN = 20  # paid or cancelled orders a search shows beside the open ones
 
 COLUMNS = [
     # (sort parameter or "", label, css class); own msgids: German headers carry soft hyphens
@@ -119,6 +122,16 @@ def open_payments(request: HttpRequest) -> HttpResponse:
         order.overdue = order.days_overdue(today)
         order.due_in = -order.overdue if order.overdue is not None and order.overdue < 0 else 0
     ordering = filterset.form.cleaned_data.get("o") or []
+    # back from "Apply" without an action: the same orders ticked again (bulk.py)
+    checked = {int(v) for v in request.GET.getlist("ids")[:MAX_SELECTED_IDS] if v.isdigit()}
+    clean_query = request.GET.copy()
+    for name in SELECTION_PARAMS:
+        clean_query.pop(name, None)
+    # a search also finds paid and cancelled orders ("I have paid", on the phone): shown apart
+    search = (filterset.form.cleaned_data.get("q") or "").strip()
+    closed = list(closed_orders_matching(search)[: CLOSED_SHOWN + 1]) if search else []
+    # cancel applies to flagged prepayment orders only: offered when the list holds one
+    can_cancel = filterset.qs.filter(RULES["cancel"].eligible).exists()
     filter_params = OpenOrderFilter.params(request.GET)
     export_params = QueryDict(mutable=True)
     for name, value in [*filter_params, *(("o", v) for v in request.GET.getlist("o") if v)]:
@@ -150,7 +163,15 @@ def open_payments(request: HttpRequest) -> HttpResponse:
             "page_range": paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),
             "headers": _sort_headers(ordering),
             "filter_params": filter_params,
-            "actions": [(key, action.label) for key, action in BULK_ACTIONS.items()],
+            "actions": [(key, action.label, key == "cancel" and not can_cancel)
+                        for key, action in BULK_ACTIONS.items()],
+            "checked_ids": checked,
+            "search": search,
+            "closed_orders": closed[:CLOSED_SHOWN],
+            "closed_more": len(closed) > CLOSED_SHOWN,
+            "select_across_checked": request.GET.get("select_across") == "1",
+            "missing_action": request.GET.get("missing_action") == "1",
+            "self_url": request.path + (f"?{clean_query.urlencode()}" if clean_query else ""),
             "has_filters": bool(filter_params),
             "export_query": f"&{export_params.urlencode()}" if export_params else "",
             "completed_level": DunningLevel.COMPLETED,

@@ -64,6 +64,21 @@
         });
       }
       update();
+
+      // "Apply" without an action: stay, keep the ticked orders, say what is missing
+      var actionSelect = document.getElementById("action-select");
+      var missing = document.getElementById("action-missing");
+      var apply = document.getElementById("apply-action");
+      if (actionSelect && missing && apply) {
+        form.addEventListener("submit", function (event) {
+          if (event.submitter === apply && !actionSelect.value) {
+            event.preventDefault();
+            missing.hidden = false;
+            actionSelect.focus();
+          }
+        });
+        actionSelect.addEventListener("change", function () { if (actionSelect.value) { missing.hidden = true; } });
+      }
     }
 
     var filters = document.getElementById("filter-form");
