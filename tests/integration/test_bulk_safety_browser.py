@@ -169,3 +169,35 @@ def test_find_any_order_and_correct_the_email(shop, live_server, page):  # noqa:
     expect(page.locator("#customer-email")).to_contain_text("erika@example.com")
     expect(page.locator("table.history").last).to_contain_text("E-Mail-Adresse des Kunden korrigiert")
     shot(page, "order-email-corrected-de.png")
+
+
+@pytest.fixture
+def collection(shop):
+    """Two orders that have had all three reminders (written before `page` starts Playwright)."""
+    a = shop["a"]
+    last = timezone.now() - datetime.timedelta(days=8)
+    for number, name in (("R-3001", "=HYPERLINK(\"http://x\")"), ("R-3002", "Gustav Groß")):
+        OrderFactory(sales_account=a.sales_account, payment_method=a.payment_method, number=number,
+                     customer_name=name, ordered_at=a.ordered_at - datetime.timedelta(days=40), reminders_sent=3,
+                     last_reminder_at=last)
+    return shop
+
+
+def test_completed_tab_exports_for_collection(collection, live_server, page):  # noqa: F811
+    import io
+
+    from openpyxl import load_workbook
+    from playwright.sync_api import expect
+
+    login(page, live_server.url + "/orders/open-payments/?dunning_level=completed")
+    expect(page.locator("#next-step")).to_contain_text(
+        "Nächster Schritt: Diese 2 Aufträge haben alle drei Mahnungen erhalten und sind weiterhin unbezahlt.")
+    shot(page, "completed-next-step-de.png")
+    with page.expect_download() as download:
+        page.click("#export-collection-xlsx")
+    data = Path(download.value.path()).read_bytes()
+    assert download.value.suggested_filename == f"offene-zahlungen-{collection['today'].isoformat()}.xlsx"
+    rows = list(load_workbook(io.BytesIO(data)).active.iter_rows(values_only=True))
+    assert rows[0][:3] == ("Auftragsnummer", "Auftragsdatum", "Kunde")
+    assert sorted(row[2] for row in rows[1:]) == ["'=HYPERLINK(\"http://x\")", "Gustav Groß"]
+    assert {row[12] for row in rows[1:]} == {"Alle Mahnungen versandt"}
