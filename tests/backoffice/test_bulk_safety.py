@@ -292,3 +292,15 @@ def test_search_queries_do_not_grow_with_closed_matches(bo_client, place):
     for i in range(30):
         place(10, number=f"P{i + 2}", customer_name="Muster", paid_at=now)
     assert queries() == few <= 13
+
+
+def test_a_corrected_address_clears_the_bounce_badge(bo_client, place):
+    from dunning.models import Reminder
+    from tests.factories import ReminderFactory
+
+    order = place(10, customer_email="alt@example.com")
+    ReminderFactory(order=order, level=1, recipient="alt@example.com", status=Reminder.Status.BOUNCED)
+    assert "Adresse unzustellbar" in text(bo_client.get(URL))
+    bo_client.post(f"/orders/{order.pk}/email/", {"customer_email": "neu@example.com"})
+    page = text(bo_client.get(URL))
+    assert "Adresse unzustellbar" not in page

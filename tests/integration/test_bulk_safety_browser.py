@@ -14,8 +14,7 @@ from django.utils import timezone
 
 from dunning.selectors import local_midnight, local_today
 from tests.factories import OrderFactory, ReminderAssignmentFactory
-
-from .test_open_payments_browser import LAUNCH_ARGS, browser_settings, page, staff  # noqa: F401 - fixtures
+from tests.integration.test_open_payments_browser import browser_settings, page, staff  # noqa: F401
 
 pytestmark = [pytest.mark.browser]
 
@@ -24,9 +23,9 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
-def shot(page, name: str) -> None:
+def shot(browser_page, name: str) -> None:
     if os.environ.get("SCREENSHOTS"):
-        page.screenshot(path=str(SHOTS / name), full_page=True)
+        browser_page.screenshot(path=str(SHOTS / name), full_page=True)
 
 
 @pytest.fixture
@@ -58,12 +57,12 @@ def shop(transactional_db, staff):  # noqa: F811
     }
 
 
-def login(page, url: str) -> None:
-    page.goto(url)
-    page.fill("#id_username", "backoffice")
-    page.fill("#id_password", "secret-pass-123")
-    page.press("#id_password", "Enter")
-    page.wait_for_url(re.compile(r"/orders/"))
+def login(browser_page, url: str) -> None:
+    browser_page.goto(url)
+    browser_page.fill("#id_username", "backoffice")
+    browser_page.fill("#id_password", "secret-pass-123")
+    browser_page.press("#id_password", "Enter")
+    browser_page.wait_for_url(re.compile(r"/orders/"))
 
 
 def test_safer_bulk_actions(shop, live_server, page):  # noqa: F811
@@ -76,7 +75,8 @@ def test_safer_bulk_actions(shop, live_server, page):  # noqa: F811
     page.check(f'input.action-select[value="{a.pk}"]')
     page.check(f'input.action-select[value="{recent.pk}"]')
     page.click("#apply-action")
-    expect(page.locator("#action-missing")).to_have_text("Bitte zuerst eine Aktion wählen – Ihre Auswahl bleibt erhalten.")
+    expect(page.locator("#action-missing")).to_have_text(
+        "Bitte zuerst eine Aktion wählen – Ihre Auswahl bleibt erhalten.")
     expect(page.locator(".selected-count")).to_have_text("2 von 4 ausgewählt")
     assert page.locator("input.action-select:checked").count() == 2
     shot(page, "bulk-no-action-de.png")
