@@ -67,19 +67,24 @@ def test_mark_paid_refuses_year_one(bo_client, order):
     assert bo_client.get(f"/orders/{order.pk}/").status_code == 200
 
 
-def test_mark_paid_before_the_order_date_skips_the_order_with_a_reason(bo_client, order, account, invoice, today):
+def test_mark_paid_before_an_order_date_is_refused_with_the_reason(bo_client, order, account, invoice, today):
+    """Issue 18: a payment day before the order date of a selected order is a form error (it was
+    a skip); the service still skips such an order when it changes between the check and the lock."""
     older = OrderFactory(sales_account=account, payment_method=invoice, number="ORD-OLD",
                          ordered_at=local_midnight(today - datetime.timedelta(days=60)))
     paid_on = today - datetime.timedelta(days=45)  # after ORD-OLD's date, before ORD-1's
     response = bo_client.post(ACTIONS, {"action": "mark_paid", "ids": [order.pk, older.pk],
-                                        "paid_on": paid_on.isoformat()}, follow=True)
-    msgs = " ".join(messages_of(response))
-    assert "1 order marked as paid" in msgs
-    assert "1 order skipped: payment date before the order date (1)" in msgs
+                                        "paid_on": paid_on.isoformat()}, HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 400
+    assert "The payment date is before the order date of 1 selected order" in response.content.decode()
     order.refresh_from_db()
     older.refresh_from_db()
-    assert order.paid_at is None
-    assert timezone.localtime(older.paid_at).date() == paid_on
+    assert order.paid_at is None and older.paid_at is None
+    assert not OrderEvent.objects.exists()
+    result = services.orders_mark_paid(order_ids=[order.pk, older.pk], paid_at=local_midnight(paid_on),
+                                       user=None, now=timezone.now())
+    assert result.done == [older.pk]
+    assert result.skipped == {order.pk: services.BulkSkip.PAID_BEFORE_ORDERED}
 
 
 def test_mark_paid_on_the_order_day_is_accepted(bo_client, order):
