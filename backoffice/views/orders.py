@@ -16,6 +16,7 @@ from common.dates import local_date, local_today
 from dunning.models import DunningLevel, Reminder
 from dunning.selectors import active_configs, order_claim_on, stale_after
 from dunning.services import ReminderNotPending, ReminderStillInFlight, reminder_mark_failed, reminder_mark_sent
+from orders.audit import order_event_label, order_event_sentence
 from orders.models import Order
 from payments.selectors import order_payments_summary
 
@@ -40,6 +41,10 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
         reminder.claim_figures = {k: Decimal(v) for k, v in reminder.claim_snapshot.items()} or None
         reminder.outcome_unknown = reminder.status == Reminder.Status.PENDING and reminder.created_at < stale_before
         reminder.in_flight = reminder.status == Reminder.Status.PENDING and not reminder.outcome_unknown
+    events = list(order.events.select_related("user"))
+    for event in events:
+        event.label = order_event_label(event.action)
+        event.sentence = order_event_sentence(event.action, event.details, currency=order.currency)
     return render(
         request,
         "backoffice/order_detail.html",
@@ -52,7 +57,7 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "ordered_on": local_date(order.ordered_at),
             "reminders": reminders,
             "unknown_reminders": [r for r in reminders if r.outcome_unknown],
-            "events": list(order.events.select_related("user")),
+            "events": events,
             "actions": [
                 (key, BULK_ACTIONS[key].order_label or BULK_ACTIONS[key].label) for key in actions_for(order)
             ],
