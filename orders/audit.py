@@ -149,8 +149,13 @@ def _level(d: _Details) -> str:
     return gettext("Dunning level %(level)s") % {"level": level} if level else ""
 
 
+API_SOURCE = "api"  # the `file` of orders written through the API (api.services)
+
+
 def _source(d: _Details) -> str:
     file, row = d.text("file"), d.number("row")
+    if file == API_SOURCE:
+        return str(pgettext_lazy("order imported", "through the API"))
     if file and row:
         return gettext("from %(file)s, row %(row)s") % {"file": file, "row": row}
     return gettext("from %(file)s") % {"file": file} if file else ""
