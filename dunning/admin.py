@@ -277,6 +277,7 @@ class DunningAutomationAdmin(SuperuserOnlyMixin, admin.ModelAdmin):
             "previews": previews,
             "reminders_at_once": sum(p.reminders_at_once for p in previews),
             "cancellations": sum(p.cancellation_count for p in previews),
+            "team_notices": activation.team_notices_preview(previews),
             "hidden_fields": [(k, v) for k, values in request.POST.lists() if k not in _CONFIRMATION_KEYS
                               for v in values],
         }
