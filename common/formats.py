@@ -67,3 +67,11 @@ def babel_locale(language: str) -> Locale:
 def format_count(value: int, language: str) -> str:
     """A whole number with the language's grouping: 1.234 (de), 1,234 (en)."""
     return format_decimal(value, format="#,##0", locale=babel_locale(language))
+
+
+def grouped(value: int) -> str:
+    """A count for a message in the active language: 1.234 (de), 1,234 (en). Messages take counts as
+    `%(count)s` with this, never `%(count)d`, so they read like the pages' figures."""
+    from django.utils.translation import get_language
+
+    return format_count(value, (get_language() or "de")[:2])

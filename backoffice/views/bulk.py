@@ -12,6 +12,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods
 
 from common.dates import local_today
+from common.formats import grouped
 from dunning.selectors import active_configs
 from orders.services import BulkSkip
 
@@ -43,9 +44,10 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
             messages.warning(
                 request,
                 ngettext(
-                    "%(count)d order skipped: %(reasons)s", "%(count)d orders skipped: %(reasons)s", len(result.skipped)
+                    "%(count)s order skipped: %(reasons)s", "%(count)s orders skipped: %(reasons)s", len(result.skipped)
                 )
-                % {"count": len(result.skipped), "reasons": skip_summary(result.skip_counts, BulkSkip.label_of)},
+                % {"count": grouped(len(result.skipped)),
+                   "reasons": skip_summary(result.skip_counts, BulkSkip.label_of)},
             )
         if not result.done and not result.skipped:
             messages.warning(request, _("No orders match the selection any more; nothing was changed."))
