@@ -59,7 +59,7 @@ CASES = [
 
 def history(html: str) -> str:
     """The text of the history table, tags removed and whitespace collapsed."""
-    table = html.split('class="plain history"')[1].split("</table>")[0]
+    table = html.split('id="audit-trail"')[1].split("</table>")[0]
     return html_lib.unescape(" ".join(re.sub(r"<[^>]+>", " ", table).split())).replace("\xa0", " ")
 
 
