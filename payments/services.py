@@ -406,13 +406,14 @@ def payment_assign(*, payment_id: int, order_id: int, user, now: datetime.dateti
         payment = Payment.objects.select_for_update().get(pk=payment_id)
         order = Order.objects.select_for_update().get(pk=order_id)
         if payment.kind != Payment.Kind.CREDIT:
-            raise PaymentActionError("A return or reversal is never assigned to an order.")
+            raise PaymentActionError(gettext("A return or reversal is never assigned to an order."))
         if payment.order_id is not None:
-            raise PaymentActionError("This payment is already assigned to an order.")
+            raise PaymentActionError(gettext("This payment is already assigned to an order."))
         if order.cancelled_at is not None:
-            raise PaymentActionError("The order is cancelled.")
+            raise PaymentActionError(gettext("The order is cancelled."))
         if order.currency != payment.currency:
-            raise PaymentActionError(f"The order is in {order.currency}, the payment in {payment.currency}.")
+            raise PaymentActionError(gettext("The order is in %(order)s, the payment in %(payment)s.")
+                                     % {"order": order.currency, "payment": payment.currency})
         payment.order, payment.matched_by, payment.matched_at = order, Payment.MatchedBy.MANUAL, now
         payment.dismissed_at, payment.dismissed_by = None, None
         payment.save(update_fields=["order", "matched_by", "matched_at", "dismissed_at", "dismissed_by"])
@@ -427,7 +428,7 @@ def payment_unassign(*, payment_id: int, user, now: datetime.datetime) -> Paymen
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment_id)
         if payment.order_id is None:
-            raise PaymentActionError("This payment is not assigned to an order.")
+            raise PaymentActionError(gettext("This payment is not assigned to an order."))
         order = Order.objects.select_for_update().select_related("sales_account").get(pk=payment.order_id)
         details = _details(payment)
         payment.order, payment.matched_by, payment.matched_at, payment.no_auto_match = None, "", None, True
@@ -445,7 +446,7 @@ def payment_dismiss(*, payment_id: int, user, now: datetime.datetime) -> Payment
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment_id)
         if payment.order_id is not None:
-            raise PaymentActionError("This payment is assigned to an order; unassign it first.")
+            raise PaymentActionError(gettext("This payment is assigned to an order; unassign it first."))
         payment.dismissed_at, payment.dismissed_by = now, user
         payment.save(update_fields=["dismissed_at", "dismissed_by"])
     return payment
