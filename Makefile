@@ -4,6 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 export DJANGO_DEBUG ?= true
+# What `make run` leaves for the shell: manage.py reads it for variables the environment does not set,
+# so `.venv/bin/python manage.py import_orders ...` works afterwards without exporting DJANGO_DEBUG.
+DEV_ENV ?= .env.dev
 
 .PHONY: install run test test-fast lint bench bench-payments clean
 
@@ -16,7 +19,12 @@ $(BIN)/activate: pyproject.toml
 
 install: $(BIN)/activate
 
-run: install
+$(DEV_ENV):
+	@printf '%s\n' '# Written by make run: development settings that manage.py reads for variables not set in the' \
+		'# environment (never gunicorn or Celery). Delete it, or set the variable, to change them.' \
+		'DJANGO_DEBUG=true' > $(DEV_ENV)
+
+run: install $(DEV_ENV)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	$(PY) scripts/run_all.py

@@ -2,6 +2,8 @@ from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from common.formats import grouped
+
 from .models import ApiKey, SalesAccount
 from .services import api_key_create, api_keys_revoke
 
@@ -41,4 +43,4 @@ class ApiKeyAdmin(admin.ModelAdmin):
     @admin.action(description=_("Revoke the selected keys"), permissions=["change"])
     def revoke(self, request, queryset):
         count = api_keys_revoke(key_ids=queryset.values_list("id", flat=True), now=timezone.now())
-        self.message_user(request, _("%(count)d keys revoked.") % {"count": count})
+        self.message_user(request, _("%(count)s keys revoked.") % {"count": grouped(count)})

@@ -1,4 +1,5 @@
-"""Deploy checks (manage.py check --deploy) for password reset by e-mail, when it is switched on."""
+"""Deploy checks (manage.py check --deploy): password reset by e-mail, when it is switched on, and
+Django's https redirect behind a proxy it does not trust."""
 
 from django.conf import settings
 from django.core.checks import Tags, Warning, register
@@ -29,3 +30,17 @@ def check_password_reset(app_configs, **kwargs) -> list[Warning]:
             hint="Configure a real provider (anymail or SMTP) or switch password reset off.", id="accounts.W002",
         ))
     return warnings
+
+
+@register(Tags.security, deploy=True)
+def check_https_redirect(app_configs, **kwargs) -> list[Warning]:
+    """Behind the TLS-terminating proxy every request reaches Django as http; only a trusted proxy's
+    X-Forwarded-Proto tells it the client used https. Redirecting without one loops forever."""
+    if settings.SECURE_SSL_REDIRECT and not settings.TRUSTED_PROXIES:
+        return [Warning(
+            "Django redirects http to https (SECURE_SSL_REDIRECT) but DJANGO_TRUSTED_PROXIES is empty: behind the "
+            "reverse proxy every request looks like http, so every page would redirect to itself.",
+            hint="Set DJANGO_TRUSTED_PROXIES to the proxy's address, or DJANGO_HTTPS_REDIRECT_BY_PROXY=true if the "
+                 "proxy redirects to https itself.", id="accounts.W003",
+        )]
+    return []

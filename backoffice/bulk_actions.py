@@ -13,6 +13,7 @@ from django.utils.formats import date_format, number_format
 from django.utils.translation import gettext_lazy, ngettext
 
 from common.dates import local_midnight, local_today
+from common.formats import grouped
 from orders import services as order_services
 from orders.models import Order
 from orders.validation import open_orders_placed_after
@@ -67,7 +68,7 @@ BULK_ACTIONS: dict[str, BulkAction] = {
             order_ids=ids, paid_at=_paid_at(data["paid_on"], now), user=user, now=now
         ),
         done_message=lambda n: (
-            ngettext("%(count)d order marked as paid.", "%(count)d orders marked as paid.", n) % {"count": n}
+            ngettext("%(count)s order marked as paid.", "%(count)s orders marked as paid.", n) % {"count": grouped(n)}
         ),
     ),
     "block": BulkAction(
@@ -81,7 +82,8 @@ BULK_ACTIONS: dict[str, BulkAction] = {
             order_ids=ids, reason=data["reason"], user=user, now=now
         ),
         done_message=lambda n: (
-            ngettext("Dunning blocked for %(count)d order.", "Dunning blocked for %(count)d orders.", n) % {"count": n}
+            ngettext("Dunning blocked for %(count)s order.", "Dunning blocked for %(count)s orders.", n)
+            % {"count": grouped(n)}
         ),
     ),
     "unblock": BulkAction(
@@ -91,8 +93,8 @@ BULK_ACTIONS: dict[str, BulkAction] = {
         form_class=forms.ActionForm,
         run=lambda ids, data, user, now: order_services.orders_unblock_dunning(order_ids=ids, user=user, now=now),
         done_message=lambda n: (
-            ngettext("Dunning unblocked for %(count)d order.", "Dunning unblocked for %(count)d orders.", n)
-            % {"count": n}
+            ngettext("Dunning unblocked for %(count)s order.", "Dunning unblocked for %(count)s orders.", n)
+            % {"count": grouped(n)}
         ),
     ),
     "cancel": BulkAction(
@@ -106,7 +108,9 @@ BULK_ACTIONS: dict[str, BulkAction] = {
         run=lambda ids, data, user, now: order_services.orders_cancel(
             order_ids=ids, release_reservation=data["release_reservation"], user=user, now=now
         ),
-        done_message=lambda n: ngettext("%(count)d order cancelled.", "%(count)d orders cancelled.", n) % {"count": n},
+        done_message=lambda n: (
+            ngettext("%(count)s order cancelled.", "%(count)s orders cancelled.", n) % {"count": grouped(n)}
+        ),
         danger=True,
         order_label=gettext_lazy("Cancel order"),
     ),
@@ -123,9 +127,9 @@ BULK_ACTIONS: dict[str, BulkAction] = {
         ),
         done_message=lambda n: (
             ngettext(
-                "Cancellation flag cleared for %(count)d order.", "Cancellation flag cleared for %(count)d orders.", n
+                "Cancellation flag cleared for %(count)s order.", "Cancellation flag cleared for %(count)s orders.", n
             )
-            % {"count": n}
+            % {"count": grouped(n)}
         ),
     ),
 }

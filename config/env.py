@@ -51,3 +51,28 @@ def env_networks(name: str) -> list[str]:
         except ValueError:
             raise ImproperlyConfigured(f"{name}: {value!r} is not an IP address or network") from None
     return values
+
+
+def load_env_file(path) -> list[str]:
+    """Set the `NAME=value` lines of `path` (blank lines and `#` comments skipped) as environment
+    variables, each only where the environment does not have it already; a missing file sets
+    nothing. Returns the names set. `manage.py` reads the development file `make run` writes
+    (`.env.dev`), so the commands the README shows work in the same shell without exporting
+    anything; gunicorn and Celery never read it."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    done = []
+    for number, line in enumerate(lines, start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise ImproperlyConfigured(f"{path}, line {number}: expected NAME=value, not {line!r}")
+        if name not in os.environ:
+            os.environ[name] = value.strip().strip("\"'")
+            done.append(name)
+    return done

@@ -285,7 +285,12 @@ SPECTACULAR_SETTINGS = {
 # --- Security (production behind a TLS-terminating proxy) -----------------------------------
 # X-Forwarded-Proto reaches Django only from a trusted proxy (TrustedProxyMiddleware removes it otherwise)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXIES else None
-SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+# Django redirects http to https unless the proxy in front is declared to do it itself
+# (DJANGO_HTTPS_REDIRECT_BY_PROXY=true, as .env.example ships: the documented deployment is a
+# TLS-terminating proxy on the same host). Django's own redirect needs DJANGO_TRUSTED_PROXIES to see
+# that a proxied request was https (else every page redirects to itself): a deploy check says so.
+HTTPS_REDIRECT_BY_PROXY = env_bool("DJANGO_HTTPS_REDIRECT_BY_PROXY", False)
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG and not HTTPS_REDIRECT_BY_PROXY)
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0 if DEBUG else 31536000)
@@ -295,6 +300,16 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+
+# Deploy-check warnings silenced on purpose, each only where its reason holds (README "Deployment"):
+SILENCED_SYSTEM_CHECKS = []
+if HTTPS_REDIRECT_BY_PROXY and not SECURE_SSL_REDIRECT:
+    # security.W008 "SECURE_SSL_REDIRECT is not True": the proxy redirects http to https itself.
+    SILENCED_SYSTEM_CHECKS.append("security.W008")
+if SECURE_HSTS_SECONDS and not SECURE_HSTS_PRELOAD:
+    # security.W021 "SECURE_HSTS_PRELOAD is not True": preloading submits the whole domain, subdomains
+    # included, to the browsers' built-in lists and takes months to undo; opt in with DJANGO_HSTS_PRELOAD.
+    SILENCED_SYSTEM_CHECKS.append("security.W021")
 
 LOGGING = {
     "version": 1,

@@ -18,6 +18,9 @@ SECRET_KEY = TEST_SECRET_KEY
 # Sign-ins and users in fixtures cost microseconds instead of a deliberately slow hash each.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
+# The test client and the live server speak plain http (production redirects it to https).
+SECURE_SSL_REDIRECT = False
+
 # Tasks run in the test's own process; tests/integration/ starts a real worker where that matters.
 CELERY_TASK_ALWAYS_EAGER = True
 

@@ -54,6 +54,39 @@ class ActivationPreview:
         return sum(lp.count for lp in self.levels)
 
 
+@dataclass(frozen=True)
+class TeamNoticePreview:
+    """The notice the first run would send a sales account's team (dunning.services.cancellation):
+    one per account whose prepayment orders it flags or cancels, to the account's team address."""
+
+    account: str
+    team_email: str  # "" : no address set, so no notice (the run reports that as an error)
+    flagged: int
+    cancelled: int
+    url: str
+
+    @property
+    def orders(self) -> int:
+        return self.flagged + self.cancelled
+
+
+def team_notices_preview(previews: list[ActivationPreview]) -> list[TeamNoticePreview]:
+    """The team notices of `previews` (all active configs), one per sales account, by account name."""
+    by_account: dict[int, list[ActivationPreview]] = {}
+    for p in previews:
+        if p.cancellation_count:
+            by_account.setdefault(p.config.sales_account_id, []).append(p)
+    notices = []
+    for account_id, items in by_account.items():
+        account = items[0].config.sales_account
+        flagged = sum(p.cancellation_count for p in items
+                      if p.config.cancellation_action == DunningConfig.CancellationAction.FLAG)
+        notices.append(TeamNoticePreview(account=account.name, team_email=account.team_email, flagged=flagged,
+                                         cancelled=sum(p.cancellation_count for p in items) - flagged,
+                                         url=overview_url(sales_account=account_id)))
+    return sorted(notices, key=lambda n: n.account)
+
+
 def _count_due(level: int, config: DunningConfig, now: datetime.datetime) -> int:
     return selectors.orders_due(level, now=now, configs=[config], automatic=True).count()
 

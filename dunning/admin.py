@@ -6,10 +6,12 @@ from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
-from django.utils.html import format_html
+from django.utils import formats, timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
@@ -27,6 +29,7 @@ from .models import (
     ReminderAssignment,
     TrackingEvent,
 )
+from .run_summary import run_summary
 from .selectors import active_configs
 from .tracking import provider_names
 
@@ -151,18 +154,31 @@ class ReminderAssignmentAdmin(ConfirmWideningMixin, admin.ModelAdmin):
 
 @admin.register(DunningRun)
 class DunningRunAdmin(admin.ModelAdmin):
+    """Read-only. A run's page shows its details as tables (per sales account and level, with the
+    skip reasons in words), its times in TIME_ZONE and its duration in seconds, never the stored JSON."""
+
     list_display = ["started_at", "trigger", "dry_run", "started_by", "sent", "failed", "skipped", "flagged",
                     "cancelled", "duration", "short_error"]
     list_filter = ["trigger", "dry_run"]
     list_select_related = ["started_by"]
     date_hierarchy = "started_at"
     show_full_result_count = False
+    fields = readonly_fields = ["trigger", "dry_run", "started_by", "started_at", "finished_at", "duration", "sent",
+                                "failed", "skipped", "flagged", "cancelled", "summary", "error_lines"]
 
     @admin.display(description=_("duration"), ordering="duration_ms")
     def duration(self, run: DunningRun) -> str:
         if run.duration_ms is None:
             return gettext("running") if run.finished_at is None else "—"
-        return f"{run.duration_ms / 1000:.1f} s"
+        return formats.number_format(run.duration_ms / 1000, 1, use_l10n=True) + " s"
+
+    @admin.display(description=_("details"))
+    def summary(self, run: DunningRun) -> str:
+        return render_to_string("admin/dunning/dunningrun/summary.html", {"summary": run_summary(run)})
+
+    @admin.display(description=_("error"))
+    def error_lines(self, run: DunningRun) -> str:
+        return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in run.error.splitlines())) or "—"
 
     @admin.display(description=_("error"))
     def short_error(self, run: DunningRun) -> str:
@@ -261,6 +277,7 @@ class DunningAutomationAdmin(SuperuserOnlyMixin, admin.ModelAdmin):
             "previews": previews,
             "reminders_at_once": sum(p.reminders_at_once for p in previews),
             "cancellations": sum(p.cancellation_count for p in previews),
+            "team_notices": activation.team_notices_preview(previews),
             "hidden_fields": [(k, v) for k, values in request.POST.lists() if k not in _CONFIRMATION_KEYS
                               for v in values],
         }

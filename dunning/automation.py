@@ -25,6 +25,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connections, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
+
+from common.i18n import stored_text
 
 from .models import AutomationChange, DunningAutomation, DunningRun
 from .services import dunning_run_close, dunning_run_execute, error_text
@@ -157,7 +160,7 @@ def automation_tick(*, now: datetime.datetime) -> DunningRun | None:
         logger.exception("the scheduled dunning run crashed")
         for run in DunningRun.objects.filter(trigger=DunningRun.Trigger.SCHEDULED, started_at=now,
                                              finished_at__isnull=True):
-            dunning_run_close(run, error=f"The run crashed: {error_text(exc)}")
+            dunning_run_close(run, error=stored_text(gettext_noop("The run crashed: %(error)s"), error=error_text(exc)))
         raise
     finally:
         lease_release(owner=owner)

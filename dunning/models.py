@@ -5,6 +5,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Language, SalesAccount
@@ -261,11 +263,16 @@ class DunningRun(models.Model):
         ordering = ["-started_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.get_trigger_display()} {self.started_at:%Y-%m-%d %H:%M}"
+        # in TIME_ZONE and the active language's format, as the admin's breadcrumbs and titles show it
+        return f"{self.get_trigger_display()} {date_format(localtime(self.started_at), 'SHORT_DATETIME_FORMAT')}"
 
     @property
     def is_finished(self) -> bool:
         return self.finished_at is not None
+
+    @property
+    def duration_seconds(self) -> float | None:
+        return None if self.duration_ms is None else self.duration_ms / 1000
 
 
 class Reminder(models.Model):

@@ -28,7 +28,6 @@ for the rest of the run), and the previews show it. The checks cost a few micros
 from __future__ import annotations
 
 import contextvars
-import copy
 import datetime
 import functools
 import re
@@ -37,18 +36,8 @@ import types
 from collections.abc import ItemsView, KeysView, ValuesView
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
-from babel import Locale
-from babel.dates import format_date
-from babel.numbers import (
-    NumberPattern,
-    format_currency,
-    format_decimal,
-    get_currency_precision,
-    get_currency_symbol,
-)
 from django.core.exceptions import ValidationError
 from django.utils.formats import number_format
 from django.utils.translation import gettext
@@ -70,52 +59,9 @@ from jinja2.visitor import NodeTransformer
 from markupsafe import EscapeFormatter, Markup
 
 from common.dates import local_date, local_today
+from common.formats import format_day, format_money, format_number
 
 from .claim import SNAPSHOT_FIELDS, Claim, claim_compute, deadline_after
-
-BABEL_LOCALES = {"de": "de_DE", "en": "en_GB"}
-
-
-@lru_cache(maxsize=4096)
-def format_money(amount: Decimal, currency: str, language: str) -> str:
-    """`babel.numbers.format_currency(amount, currency, locale)`, the same string, in a third of the
-    time: babel's `NumberPattern.apply` looks the currency's plural name up on every call (for a
-    '¤¤¤' the standard patterns do not have); here the pattern with the currency's digits and its
-    symbol are read once per (currency, language)."""
-    fast = _money_pattern(currency, language)
-    if fast is None:
-        return format_currency(amount, currency, locale=_locale(language))
-    pattern, symbol = fast
-    return pattern.apply(amount, _locale(language), currency_digits=False).replace("¤", symbol)
-
-
-@lru_cache(maxsize=256)
-def _money_pattern(currency: str, language: str) -> tuple[NumberPattern, str] | None:
-    """The locale's standard currency pattern with the currency's precision fixed, and the currency's
-    symbol; None (babel formats it) for a pattern with '¤¤' or quoted text, which babel treats apart."""
-    locale = _locale(language)
-    pattern = locale.currency_formats["standard"]
-    if "¤¤" in pattern.pattern or "'" in pattern.pattern:
-        return None
-    fixed = copy.copy(pattern)
-    precision = get_currency_precision(currency)
-    fixed.frac_prec = (precision, precision)
-    return fixed, get_currency_symbol(currency, locale)
-
-
-@lru_cache(maxsize=4096)
-def format_number(amount: Decimal, language: str) -> str:
-    return format_decimal(amount, format="#,##0.00", locale=_locale(language))
-
-
-@lru_cache(maxsize=4096)
-def format_day(value: datetime.date, language: str) -> str:
-    return format_date(value, format="medium", locale=_locale(language))
-
-
-@lru_cache(maxsize=8)
-def _locale(language: str) -> Locale:
-    return Locale.parse(BABEL_LOCALES.get(language, "de_DE"))
 
 
 @dataclass(frozen=True)
@@ -808,7 +754,20 @@ _html_env = _LimitedEnvironment(undefined=StrictUndefined, autoescape=True)
 def _problem_text(exc: Exception) -> str:
     if isinstance(exc, TemplateLimitError | NotAllowedError):
         return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+    return gettext("The template fails with the sample order: %(error)s") % {"error": f"{type(exc).__name__}: {exc}"}
+
+
+_UNKNOWN_FILTER = re.compile(r"No (filter|test) named '([^']*)'")
+
+
+def _compile_problem_text(exc: TemplateError) -> str:
+    """Jinja's compile errors in the staff's language: mostly an unknown filter or test."""
+    found = _UNKNOWN_FILTER.search(str(exc))
+    if found and found.group(1) == "filter":
+        return gettext("Unknown filter “%(name)s”.") % {"name": found.group(2)}
+    if found:
+        return gettext("Unknown test “%(name)s”.") % {"name": found.group(2)}
+    return gettext("The template cannot be compiled: %(error)s") % {"error": exc}
 
 
 def _check_source(source: str, env: _LimitedEnvironment, max_output: int) -> list[str]:
@@ -826,7 +785,7 @@ def _check_source(source: str, env: _LimitedEnvironment, max_output: int) -> lis
     try:
         compiled = env.from_string(source)  # unknown filters fail when compiling, and refused tags
     except TemplateError as exc:
-        return [str(exc)]
+        return [_compile_problem_text(exc)]
     problems: list[str] = []
     sample = sample_context()
     for name in sorted(meta.find_undeclared_variables(tree)):

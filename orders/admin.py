@@ -3,8 +3,10 @@ import copy
 from django import forms
 from django.contrib import admin
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from . import services
+from .audit import order_event_label, order_event_sentence
 from .models import Order, OrderEvent, PaymentMethod
 from .validation import order_problems
 
@@ -21,10 +23,18 @@ class OrderEventInline(admin.TabularInline):
     model = OrderEvent
     extra = 0
     can_delete = False
-    readonly_fields = ["action", "user", "at", "details"]
+    fields = readonly_fields = ["at", "what", "user", "sentence"]
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description=_("action"))
+    def what(self, event: OrderEvent) -> str:
+        return order_event_label(event.action)
+
+    @admin.display(description=_("details"))
+    def sentence(self, event: OrderEvent) -> str:
+        return order_event_sentence(event.action, event.details, currency=event.order.currency)
 
 
 class OrderAdminForm(forms.ModelForm):

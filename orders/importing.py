@@ -166,11 +166,34 @@ def header_problems(header: list[str]) -> list[str]:
 
 # --- values -----------------------------------------------------------------------------------
 
-def parse_datetime(text: str, tz: ZoneInfo) -> datetime.datetime:
+_GERMAN_DATE = re.compile(r"(\d{1,2})\.(\d{1,2})\.(\d{2}|\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?")
+
+
+class TwoDigitYear(ValueError):
+    """05.11.26: the century is a guess, so the cell is refused with how to write it."""
+
+
+def parse_german_datetime(text: str) -> datetime.datetime | None:
+    """What German Excel writes for a date or date-time cell (05.11.2026, 5.11.2026 14:30,
+    05.11.2026 14:30:00) as a naive datetime; None when the text is not of that shape. Raises
+    TwoDigitYear for 05.11.26 and ValueError for an impossible date (31.02.2026)."""
+    found = _GERMAN_DATE.fullmatch(text)
+    if not found:
+        return None
+    day, month, year, hour, minute, second = found.groups()
+    if len(year) == 2:
+        raise TwoDigitYear(text)
+    return datetime.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
+
+
+def parse_datetime(text: str, tz: ZoneInfo, *, spreadsheet: bool = False) -> datetime.datetime:
     """ISO 8601 date or date-time; naive values and plain dates are in `tz` (in the hour the clocks go
-    back, the first, summer-time, reading). Raises ValueError; DateOutOfRange for a value beyond
-    the ends of the calendar in UTC (0001-01-01 in `tz` is 1 BC in UTC)."""
-    value = datetime.datetime.fromisoformat(text)
+    back, the first, summer-time, reading). With `spreadsheet` (CSV files) also German Excel's
+    05.11.2026 and 05.11.2026 14:30, in `tz`. Raises ValueError (TwoDigitYear for 05.11.26);
+    DateOutOfRange for a value beyond the ends of the calendar in UTC (0001-01-01 in `tz` is 1 BC
+    in UTC)."""
+    german = parse_german_datetime(text) if spreadsheet else None
+    value = german or datetime.datetime.fromisoformat(text)
     if timezone.is_naive(value):
         value = value.replace(tzinfo=tz)
     # In UTC: an aware time in the hour the clocks go back compares unequal to every time in another
@@ -207,13 +230,28 @@ def date_problems(row: int, dates: dict[str, datetime.datetime | None], raw: dic
     return problems
 
 
-def parse_total(text: str) -> Decimal:
-    """A non-negative decimal with a dot and at most 2 decimals. Raises ValueError with the reason."""
+_GERMAN_TOTAL = re.compile(r"\d{1,3}(?:\.\d{3})+,\d{1,2}|\d+,\d{1,2}")
+_CURRENCY_SIGN = re.compile(r"[€$£¥]|\b(?:EUR|USD|GBP|CHF)\b")
+
+
+def parse_total(text: str, *, spreadsheet: bool = False) -> Decimal:
+    """A non-negative decimal with a dot and at most 2 decimals. With `spreadsheet` (CSV files) also
+    as German Excel writes it: a decimal comma and dots between thousands (1.249,90, 49,90).
+    Raises ValueError with the reason and how to write it."""
     if _NEGATIVE_TOTAL.match(text):
         raise ValueError("is negative")
+    if spreadsheet and _GERMAN_TOTAL.fullmatch(text):
+        text = text.replace(".", "").replace(",", ".")
     if not _TOTAL.match(text):
+        if _CURRENCY_SIGN.search(text):
+            raise ValueError("contains a currency sign: write only the number (1249.90 or 1.249,90), "
+                             "the currency goes into the currency column")
         if re.fullmatch(r"\d+,\d{1,2}", text):
             raise ValueError("is not a decimal with a dot (write 12.50, not 12,50)")
+        if re.fullmatch(r"\d{1,3}(?:\.\d{3})+", text):
+            raise ValueError("is ambiguous: a dot with three digits after it could be a thousands separator; "
+                             "write 1234.00 (or 1.234,00 as German Excel does)" if spreadsheet else
+                             "has more than 2 decimals")
         if re.fullmatch(r"\d+\.\d{3,}", text):
             raise ValueError("has more than 2 decimals")
         raise ValueError("is not an amount like 12.50 (digits, a dot, at most 2 decimals)")
@@ -256,8 +294,10 @@ def _cell_problem(row: int, column: str, raw: str, reason: str) -> str:
 
 def validate_rows(header: list[str], records: Iterable[list[str]], *, accounts: dict[str, int],
                   methods: dict[str, int], currencies: frozenset[str], tz: ZoneInfo,
-                  account_names: dict[int, str], today: datetime.date) -> tuple[list[OrderRow], list[str]]:
+                  account_names: dict[int, str], today: datetime.date, spreadsheet: bool = False
+                  ) -> tuple[list[OrderRow], list[str]]:
     """Check every row; returns the good rows and one line per problem (all of them, not just the first).
+    `spreadsheet` (CSV files, not the API) also accepts amounts and dates as German Excel writes them.
     A cell with a control character or line break (NUL, CR, LF, tab, ...) is refused first and
     alone: its text is never echoed, so every problem stays one line."""
     index = {name: i for i, name in enumerate(header)}
@@ -314,7 +354,7 @@ def validate_rows(header: list[str], records: Iterable[list[str]], *, accounts: 
             total = None
             if cells["total"]:
                 try:
-                    total = parse_total(cells["total"])
+                    total = parse_total(cells["total"], spreadsheet=spreadsheet)
                 except ValueError as exc:
                     bad.append(_cell_problem(row_no, "total", cells["total"], str(exc)))
             currency = cells["currency"].upper()
@@ -332,13 +372,18 @@ def validate_rows(header: list[str], records: Iterable[list[str]], *, accounts: 
                 dates[name] = None
                 if cells[name]:
                     try:
-                        dates[name] = parse_datetime(cells[name], tz)
+                        dates[name] = parse_datetime(cells[name], tz, spreadsheet=spreadsheet)
                     except DateOutOfRange:
                         bad.append(_cell_problem(row_no, name, cells[name], out_of_range(name, today)))
-                    except ValueError:
+                    except TwoDigitYear:
                         bad.append(_cell_problem(row_no, name, cells[name],
-                                                 "is not an ISO 8601 date or date-time (e.g. 2026-11-05 or "
-                                                 "2026-11-05T14:30:00+01:00)"))
+                                                 "has a two-digit year: write the year in full (05.11.2026 or "
+                                                 "2026-11-05)"))
+                    except ValueError:
+                        bad.append(_cell_problem(row_no, name, cells[name], (
+                            "is not a date like 2026-11-05 or 05.11.2026, or a date-time like "
+                            "2026-11-05T14:30:00+01:00 or 05.11.2026 14:30") if spreadsheet else (
+                            "is not an ISO 8601 date or date-time (e.g. 2026-11-05 or 2026-11-05T14:30:00+01:00)")))
             bad += date_problems(row_no, dates, cells, today)
             if account_id is not None and cells["number"]:
                 key = (account_id, cells["number"])
@@ -394,7 +439,7 @@ def parse_orders_csv(path: Path, *, now: datetime.datetime | None = None) -> Par
     methods = dict(PaymentMethod.objects.values_list("code", "id"))
     rows, problems = validate_rows(
         header, records, accounts=accounts, methods=methods, currencies=frozenset(list_currencies()),
-        tz=tz(), account_names={i: n for n, i in account_pairs}, today=local_date(now))
+        tz=tz(), account_names={i: n for n, i in account_pairs}, today=local_date(now), spreadsheet=True)
     if problems:
         raise OrderImportError(problems)
     return ParsedFile(rows=rows, existing=existing_orders(rows))

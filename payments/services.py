@@ -27,6 +27,7 @@ from typing import BinaryIO
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.db.models.functions import Upper
+from django.utils.translation import gettext, gettext_noop
 
 from common.dates import local_midnight
 from common.iterables import chunked
@@ -45,7 +46,15 @@ Action = OrderEvent.Action
 
 
 class ImportRefused(Exception):
-    """The call wrote nothing; `str()` is the one line to show (file, entry where known, problem)."""
+    """The call wrote nothing; `str()` is the one line to show (file, entry where known, problem),
+    `localized()` the same in the active language (the upload page)."""
+
+    def __init__(self, message: str, *, localized: Callable[[], str] | None = None):
+        super().__init__(message)
+        self._localized = localized
+
+    def localized(self) -> str:
+        return self._localized() if self._localized else gettext(str(self))
 
 
 @dataclass
@@ -83,7 +92,7 @@ def statements_import(files: Sequence[FileArg], *, dry_run: bool = False, now: d
     binary file each call). Raises ImportRefused, with nothing written, when any file cannot be
     read or was already imported as another file for the same account and period."""
     if not files:
-        raise ImportRefused("no files given")
+        raise ImportRefused(gettext_noop("no files given"))
     sources: list[Source] = []
     try:
         for item in files:
@@ -91,7 +100,8 @@ def statements_import(files: Sequence[FileArg], *, dry_run: bool = False, now: d
             try:
                 sources += sources_of(name, opener)
             except OSError as exc:
-                raise StatementError(name, f"cannot be read ({exc.strerror or exc})") from None
+                raise StatementError(
+                    name, gettext_noop("cannot be read (%(error)s)"), error=exc.strerror or exc) from None
         known = dict(BankStatement.objects.filter(sha256__in=[s.sha256 for s in sources])
                      .values_list("sha256", "entries"))
         fresh: list[Source] = []
@@ -105,7 +115,7 @@ def statements_import(files: Sequence[FileArg], *, dry_run: bool = False, now: d
             fresh.append(source)
         _check_periods(fresh)
     except StatementError as exc:
-        raise ImportRefused(str(exc)) from None
+        raise ImportRefused(str(exc), localized=exc.localized) from None
 
     result = ImportResult(dry_run=dry_run)
     try:
@@ -123,10 +133,12 @@ def statements_import(files: Sequence[FileArg], *, dry_run: bool = False, now: d
             if dry_run:
                 transaction.set_rollback(True)
     except IntegrityError as exc:
-        raise ImportRefused(f"another import of the same statements ran at the same time; nothing was written "
-                            f"({exc.__class__.__name__})") from None
+        message = gettext_noop("another import of the same statements ran at the same time; nothing was written "
+                               "(%(error)s)")
+        name = exc.__class__.__name__
+        raise ImportRefused(message % {"error": name}, localized=lambda: gettext(message) % {"error": name}) from None
     except StatementError as exc:  # a file changed between the two reads
-        raise ImportRefused(str(exc)) from None
+        raise ImportRefused(str(exc), localized=exc.localized) from None
     return result
 
 
@@ -134,9 +146,10 @@ def _checked(source: Source) -> Iterable[Entry]:
     for entry in source.entries():
         if entry.credit and entry.booked or entry.is_return:
             if entry.amount <= 0:
-                raise StatementError(source.name, "an amount of zero", entry=entry.index)
+                raise StatementError(source.name, gettext_noop("an amount of zero"), entry=entry.index)
             if not entry.currency.isalpha() or len(entry.currency) != 3:
-                raise StatementError(source.name, f"invalid currency {entry.currency!r}", entry=entry.index)
+                raise StatementError(source.name, gettext_noop("invalid currency %(text)r"), text=entry.currency,
+                                     entry=entry.index)
         yield entry
 
 
@@ -153,9 +166,10 @@ def _check_periods(sources: list[Source]) -> None:
             account_iban=h.account_iban, period_from=h.period_from, period_to=h.period_to
         ).values_list("file_name", flat=True).first()
         if earlier:
-            raise StatementError(source.name, f"a different statement for account {h.account_iban}, "
-                                              f"{h.period_from} to {h.period_to}, was already imported "
-                                              f"({earlier})")
+            raise StatementError(
+                source.name, gettext_noop("a different statement for account %(iban)s, %(start)s to %(end)s, "
+                                          "was already imported (%(earlier)s)"),
+                iban=h.account_iban, start=h.period_from, end=h.period_to, earlier=earlier)
         keys[key] = source.name
 
 
@@ -392,13 +406,14 @@ def payment_assign(*, payment_id: int, order_id: int, user, now: datetime.dateti
         payment = Payment.objects.select_for_update().get(pk=payment_id)
         order = Order.objects.select_for_update().get(pk=order_id)
         if payment.kind != Payment.Kind.CREDIT:
-            raise PaymentActionError("A return or reversal is never assigned to an order.")
+            raise PaymentActionError(gettext("A return or reversal is never assigned to an order."))
         if payment.order_id is not None:
-            raise PaymentActionError("This payment is already assigned to an order.")
+            raise PaymentActionError(gettext("This payment is already assigned to an order."))
         if order.cancelled_at is not None:
-            raise PaymentActionError("The order is cancelled.")
+            raise PaymentActionError(gettext("The order is cancelled."))
         if order.currency != payment.currency:
-            raise PaymentActionError(f"The order is in {order.currency}, the payment in {payment.currency}.")
+            raise PaymentActionError(gettext("The order is in %(order)s, the payment in %(payment)s.")
+                                     % {"order": order.currency, "payment": payment.currency})
         payment.order, payment.matched_by, payment.matched_at = order, Payment.MatchedBy.MANUAL, now
         payment.dismissed_at, payment.dismissed_by = None, None
         payment.save(update_fields=["order", "matched_by", "matched_at", "dismissed_at", "dismissed_by"])
@@ -413,7 +428,7 @@ def payment_unassign(*, payment_id: int, user, now: datetime.datetime) -> Paymen
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment_id)
         if payment.order_id is None:
-            raise PaymentActionError("This payment is not assigned to an order.")
+            raise PaymentActionError(gettext("This payment is not assigned to an order."))
         order = Order.objects.select_for_update().select_related("sales_account").get(pk=payment.order_id)
         details = _details(payment)
         payment.order, payment.matched_by, payment.matched_at, payment.no_auto_match = None, "", None, True
@@ -431,7 +446,7 @@ def payment_dismiss(*, payment_id: int, user, now: datetime.datetime) -> Payment
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment_id)
         if payment.order_id is not None:
-            raise PaymentActionError("This payment is assigned to an order; unassign it first.")
+            raise PaymentActionError(gettext("This payment is assigned to an order; unassign it first."))
         payment.dismissed_at, payment.dismissed_by = now, user
         payment.save(update_fields=["dismissed_at", "dismissed_by"])
     return payment

@@ -22,8 +22,8 @@ import django  # noqa: E402
 
 django.setup()
 
+from common.formats import format_money  # noqa: E402
 from dunning.claim import SNAPSHOT_FIELDS, claim_compute  # noqa: E402
-from dunning.templating import format_money  # noqa: E402
 
 RATES = [(datetime.date(2024, 7, 1), Decimal("3.37")), (datetime.date(2025, 1, 1), Decimal("2.27")),
          (datetime.date(2025, 7, 1), Decimal("1.27")), (datetime.date(2026, 1, 1), Decimal("1.27"))]

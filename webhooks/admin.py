@@ -6,6 +6,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from common.admin import ReadOnlyAdminMixin
+from common.formats import grouped
 
 from .models import WebhookDelivery, WebhookEndpoint
 from .services import deliveries_redeliver
@@ -48,4 +49,4 @@ class WebhookDeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.action(description=_("Redeliver the selected deliveries"), permissions=["redeliver"])
     def redeliver(self, request, queryset):
         count = deliveries_redeliver(delivery_ids=queryset.values_list("id", flat=True), now=timezone.now())
-        self.message_user(request, _("%(count)d deliveries queued again.") % {"count": count})
+        self.message_user(request, _("%(count)s deliveries queued again.") % {"count": grouped(count)})

@@ -7,9 +7,9 @@ from django.utils.safestring import SafeString
 from django.utils.timezone import template_localtime
 from django.utils.translation import get_language
 
+from common.formats import format_money
 from dunning.models import DunningLevel
 from dunning.selectors import Skip
-from dunning.templating import format_money
 from orders.services import BulkSkip
 
 from ..filters import SELECTION_PARAMS

@@ -17,6 +17,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods
 
 from common.dates import local_today
+from common.formats import grouped
 from dunning.selectors import active_configs
 from orders.services import RULES, BulkSkip
 
@@ -102,9 +103,9 @@ def _run(request: HttpRequest, data: QueryDict, action, order_ids: list[int], cl
         messages.warning(
             request,
             ngettext(
-                "%(count)d order skipped: %(reasons)s", "%(count)d orders skipped: %(reasons)s", len(result.skipped)
+                "%(count)s order skipped: %(reasons)s", "%(count)s orders skipped: %(reasons)s", len(result.skipped)
             )
-            % {"count": len(result.skipped), "reasons": skip_summary(result.skip_counts, BulkSkip.label_of)},
+            % {"count": grouped(len(result.skipped)), "reasons": skip_summary(result.skip_counts, BulkSkip.label_of)},
         )
     if not result.done and not result.skipped:
         messages.warning(request, _("No orders match the selection any more; nothing was changed."))

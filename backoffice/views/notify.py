@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods
 
+from common.formats import grouped
 from dunning.models import DunningLevel, DunningRun, Reminder
 from dunning.selectors import Skip, active_configs
 from dunning.services import QUEUE_FAILED, notify_queue, orders_notify
@@ -73,11 +74,11 @@ def notify(request: HttpRequest) -> HttpResponse:
             messages.info(
                 request,
                 ngettext(
-                    "%(count)d order queued; the reminders are sent in the background.",
-                    "%(count)d orders queued; the reminders are sent in the background.",
+                    "%(count)s order queued; the reminders are sent in the background.",
+                    "%(count)s orders queued; the reminders are sent in the background.",
                     len(order_ids),
                 )
-                % {"count": len(order_ids)},
+                % {"count": grouped(len(order_ids))},
             )
     else:
         run, _outcome = orders_notify(order_ids=order_ids, level=level.value, user=request.user, now=now)

@@ -18,6 +18,7 @@ from common.dates import local_date, local_today
 from dunning.models import DunningLevel, Reminder
 from dunning.selectors import active_configs, order_claim_on, stale_after
 from dunning.services import ReminderNotPending, ReminderStillInFlight, reminder_mark_failed, reminder_mark_sent
+from orders.audit import order_event_label, order_event_sentence
 from orders.models import Order
 from orders.services import OrderActionRefused, order_change_email, order_mark_paid_undo, undoable_mark_paid
 from payments.selectors import order_payments_summary
@@ -52,6 +53,10 @@ def _order_page(request: HttpRequest, order: Order, *, email_form: EmailForm | N
         reminder.claim_figures = {k: Decimal(v) for k, v in reminder.claim_snapshot.items()} or None
         reminder.outcome_unknown = reminder.status == Reminder.Status.PENDING and reminder.created_at < stale_before
         reminder.in_flight = reminder.status == Reminder.Status.PENDING and not reminder.outcome_unknown
+    events = list(order.events.select_related("user"))
+    for event in events:
+        event.label = order_event_label(event.action)
+        event.sentence = order_event_sentence(event.action, event.details, currency=order.currency)
     return render(
         request,
         "backoffice/order_detail.html",
@@ -64,7 +69,7 @@ def _order_page(request: HttpRequest, order: Order, *, email_form: EmailForm | N
             "ordered_on": local_date(order.ordered_at),
             "reminders": reminders,
             "unknown_reminders": [r for r in reminders if r.outcome_unknown],
-            "events": list(order.events.select_related("user")),
+            "events": events,
             "actions": [
                 (key, BULK_ACTIONS[key].order_label or BULK_ACTIONS[key].label) for key in actions_for(order)
             ],

@@ -63,7 +63,7 @@ def statement_upload(request: HttpRequest) -> HttpResponse:
                 result = statements_import(files, dry_run=bool(request.POST.get("dry_run")), now=timezone.now(),
                                            user=request.user)
             except ImportRefused as exc:
-                error, status = _("Nothing was imported: %(problem)s") % {"problem": exc}, 400
+                error, status = _("Nothing was imported: %(problem)s") % {"problem": exc.localized()}, 400
     return render(request, "backoffice/statement_upload.html", {"form": form, "result": result, "error": error},
                   status=status)
 

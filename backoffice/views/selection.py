@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 
+from common.formats import grouped
 from orders.models import Order
 
 from ..filters import OpenOrderFilter
@@ -92,4 +93,4 @@ def read_selection(
 
 
 def skip_summary(counts: dict[str, int], label_of) -> str:
-    return "; ".join(f"{label_of(reason)} ({n})" for reason, n in sorted(counts.items()))
+    return "; ".join(f"{label_of(reason)} ({grouped(n)})" for reason, n in sorted(counts.items()))

@@ -14,8 +14,10 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import translation
+from django.utils.translation import gettext_noop
 
 from accounts.models import SalesAccount
+from common.i18n import stored_text
 from common.iterables import chunked
 from orders.audit import order_events_log
 from orders.models import Order, OrderEvent, touched
@@ -103,7 +105,8 @@ def _send_team_notices(outcome: CancellationOutcome, *, now: datetime.datetime) 
     account_ids = set(outcome.flagged) | set(outcome.cancelled)
     for account in SalesAccount.objects.filter(id__in=account_ids):
         if not account.team_email:
-            outcome.notice_errors.append(f"{account.name}: no team e-mail address set, no notice sent")
+            outcome.notice_errors.append(stored_text(
+                gettext_noop("%(account)s: no team e-mail address set, no notice sent"), account=account.name))
             continue
         flagged = Order.objects.filter(id__in=outcome.flagged.get(account.id, [])).select_related("payment_method")
         cancelled = Order.objects.filter(id__in=outcome.cancelled.get(account.id, [])).select_related(
@@ -119,4 +122,5 @@ def _send_team_notices(outcome: CancellationOutcome, *, now: datetime.datetime) 
                                    to=[account.team_email]).send()
         except Exception as exc:
             logger.exception("team notice for %s failed", account.name)
-            outcome.notice_errors.append(f"{account.name}: notice failed: {error_text(exc)}")
+            outcome.notice_errors.append(stored_text(gettext_noop("%(account)s: notice failed: %(error)s"),
+                                                      account=account.name, error=error_text(exc)))

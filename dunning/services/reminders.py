@@ -23,7 +23,9 @@ from typing import Any
 
 from django.db import connection as db_connection
 from django.db import transaction
+from django.utils.translation import gettext_noop
 
+from common.i18n import stored_text
 from orders.audit import order_events_log
 from orders.models import Order, OrderEvent, touched
 
@@ -99,7 +101,8 @@ def reminders_mark_outcome_unknown(reminder_ids: Iterable[int], *, error: str, n
     """The provider may or may not have sent them: they stay pending, with the reason, until a
     delivery event or staff settle them."""
     return Reminder.objects.filter(id__in=list(reminder_ids), status=PENDING).update(
-        error=f"Outcome unknown, not sent again automatically: {error}", status_changed_at=now)
+        error=stored_text(gettext_noop("Outcome unknown, not sent again automatically: %(error)s"), error=error),
+        status_changed_at=now)
 
 
 def reminders_withdraw(reminder_ids: Iterable[int]) -> int:
@@ -150,7 +153,7 @@ def reminder_mark_failed(*, reminder_id: int, user, now: datetime.datetime) -> R
     so the next run (or a manual Notify) sends it again."""
     with transaction.atomic():
         reminder = _lock_pending(reminder_id, now=now)
-        note = "Marked as failed by staff (outcome was unknown)."
+        note = stored_text(gettext_noop("Marked as failed by staff (outcome was unknown)."))
         reminders_mark_failed([reminder.pk], error=f"{reminder.error}\n{note}".strip() if reminder.error else note,
                               now=now)
         order_events_log([(reminder.order_id, {"level": reminder.level, "reminder": reminder.pk})],

@@ -20,8 +20,10 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 from kombu.exceptions import OperationalError as BrokerError
 
+from common.i18n import stored_text
 from orders.models import Order
 from payments.services import payments_rematch
 
@@ -61,7 +63,7 @@ def _finishing(run: DunningRun) -> Iterator[None]:
     try:
         yield
     except BaseException as exc:
-        error = f"Run aborted: {error_text(exc)}"
+        error = stored_text(gettext_noop("Run aborted: %(error)s"), error=error_text(exc))
         raise
     finally:
         dunning_run_close(run, error=error, started=started)
@@ -117,7 +119,9 @@ def _execute(run: DunningRun, *, now: datetime.datetime, dry_run: bool, sales_ac
         except ProviderUnavailable as exc:
             outcome = exc.outcome
             provider_down = True
-            errors.append(f"level {level.value}: e-mail provider unavailable, run stopped: {exc}")
+            errors.append(stored_text(
+                gettext_noop("Level %(level)s: e-mail provider unavailable, run stopped: %(error)s"),
+                level=level.value, error=exc))
         account_of = outcome.accounts  # no query over every touched order: memory stays flat
         per_account: dict[int, Counter] = defaultdict(Counter)
         for order_id in outcome.sent:
@@ -169,7 +173,7 @@ def orders_notify(*, order_ids: Iterable[int], level: int, user, now: datetime.d
                                      user=user, run=run)
         except ProviderUnavailable as exc:
             outcome = exc.outcome
-            run.error = f"E-mail provider unavailable, sending stopped: {exc}"
+            run.error = stored_text(gettext_noop("E-mail provider unavailable, sending stopped: %(error)s"), error=exc)
         run.sent, run.failed, run.skipped = len(outcome.sent), len(outcome.failed), len(outcome.skipped)
         run.details = {
             **(run.details or {}), "level": level, "skipped": outcome.skip_counts, "unknown": len(outcome.unknown),
@@ -200,7 +204,8 @@ def _enqueue(*, run: DunningRun, order_ids: list[int], level: int, user_id: int 
     except BrokerError as exc:
         logger.error("could not queue Notify run %s: %s", run.pk, exc)
         run.details = {**(run.details or {}), QUEUE_FAILED: True}
-        dunning_run_close(run, error=f"The task queue (broker) is unreachable, nothing was sent: {exc}")
+        dunning_run_close(run, error=stored_text(
+            gettext_noop("The task queue (broker) is unreachable, nothing was sent: %(error)s"), error=exc))
 
 
 def notify_task_run(*, run_id: int, order_ids: list[int], level: int, user_id: int | None) -> None:

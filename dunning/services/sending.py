@@ -28,8 +28,10 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import InterfaceError, OperationalError, transaction
 from django.db import connection as db_connection
+from django.utils.translation import gettext_noop
 
 from common.dates import local_today
+from common.i18n import stored_text
 from common.iterables import chunked
 from orders.audit import order_events_log
 from orders.models import Order, OrderEvent
@@ -276,7 +278,8 @@ class SendBatch:
                                                claim=owed, deadline=deadline)
                 except Exception as exc:  # one broken template fails its reminders, not the run
                     row.status = Reminder.Status.FAILED
-                    row.error = f"Template {template}: {error_text(exc)}"
+                    row.error = stored_text(gettext_noop("Template %(template)s: %(error)s"), template=template,
+                                            error=error_text(exc))
                     outcome.failed[order.id] = row.error
                 else:
                     row.subject, row.body, row.html_body = rendered.subject, rendered.body, rendered.html_body
@@ -396,7 +399,8 @@ class SendBatch:
                             self.limiter.pause(float(err))
                             queue.appendleft(item)
                             continue
-                        kind, err = TRANSIENT, "Provider kept answering 429 Too Many Requests"
+                        kind = TRANSIENT
+                        err = stored_text(gettext_noop("Provider kept answering 429 Too Many Requests"))
                     results.append((item, kind, mid, err))
                     self._transient_in_a_row = self._transient_in_a_row + 1 if kind == TRANSIENT else 0
                     if self._transient_in_a_row >= GIVE_UP_AFTER and not stop_error:

@@ -206,7 +206,7 @@ def test_broker_down_shows_an_error_and_sends_nothing(
     assert mailoutbox == []
     assert not Reminder.objects.exists()
     run = DunningRun.objects.get()
-    assert run.is_finished and "unreachable" in run.error and run.sent == 0
+    assert run.is_finished and "nicht erreichbar" in run.error and run.sent == 0
     html = bo_client.get(response.url).content.decode()
     assert "Warteschlange ist nicht erreichbar" in html
     assert '<meta http-equiv="refresh"' not in html

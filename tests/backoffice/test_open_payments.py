@@ -293,7 +293,7 @@ def test_notify_button_only_with_level_1_2_3(bo_client, levels):
     assert 'id="notify-button"' not in bo_client.get(URL, {"dunning_level": "completed"}).content.decode()
     for level in ("1", "2", "3"):
         html = bo_client.get(URL, {"dunning_level": level}).content.decode()
-        assert 'id="notify-button"' in html and "Benachrichtigen" in html
+        assert 'id="notify-button"' in html and "Mahnung senden" in html
 
 
 # --- paging and queries ---------------------------------------------------------------------------------

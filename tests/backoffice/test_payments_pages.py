@@ -49,6 +49,20 @@ def test_upload_bad_files_are_400_and_write_nothing(bo_client, db):
     assert not Payment.objects.exists() and not BankStatement.objects.exists()
 
 
+def test_why_a_file_is_refused_is_said_in_the_page_language(bo_client, db):
+    """The parser's problem in German on the German page (issue 18, item 5); the command stays English."""
+    import html
+
+    bad_amount = SPK.read_bytes().replace(b">20.00<", b">20,00<")
+    text = html.unescape(upload(bo_client, xml("bad.xml", bad_amount)).content.decode())
+    assert "Nichts wurde importiert: bad.xml: Buchung 3: ungültiger Betrag '20,00' (der Punkt ist das " \
+           "Dezimaltrennzeichen)" in text
+    assert "keine camt.053-XML-Datei" in html.unescape(upload(bo_client, xml("x.xml", b"garbage")).content.decode())
+    bo_client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+    text = html.unescape(upload(bo_client, xml("bad.xml", bad_amount)).content.decode())
+    assert "bad.xml: entry 3: invalid amount '20,00' (a dot is the decimal separator)" in text
+
+
 def test_unmatched_queue_assign_dismiss_unassign_and_badge(bo_client, place):
     upload(bo_client, xml())  # A100002 (20.00) has no order yet: unmatched
     order = place(10, number="B-7", total=Decimal("20.00"))
@@ -77,7 +91,9 @@ def test_assign_refusals_are_messages(bo_client, place):
     upload(bo_client, xml())
     payment = Payment.objects.get(reference__contains="A100002")
     response = bo_client.post(f"/payments/{payment.pk}/action/", {"action": "assign", "order": "nope"}, follow=True)
-    assert response.status_code == 200 and "genau einer Bestellung" in response.content.decode()
+    assert response.status_code == 200 and "genau eines Auftrags" in response.content.decode()
+    response = bo_client.post(f"/payments/{payment.pk}/action/", {"action": "unassign"}, follow=True)
+    assert "Diese Zahlung ist keinem Auftrag zugeordnet." in response.content.decode()
     assert bo_client.post(f"/payments/{payment.pk}/action/", {"action": "x"}).status_code == 302
     assert bo_client.post("/payments/999999/action/", {"action": "dismiss"}).status_code == 404
 

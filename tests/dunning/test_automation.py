@@ -1,6 +1,7 @@
 """The scheduled tick (switch, interval, lease) and the support-only admin of the switch."""
 
 import datetime
+import re
 
 import pytest
 from django.urls import reverse
@@ -288,7 +289,7 @@ def test_change_page_shows_history_runs_next_run_and_lease(en_client, support_us
     DunningRun.objects.create(trigger=DunningRun.Trigger.SCHEDULED, started_at=now, finished_at=now, sent=7,
                               duration_ms=1234, error="level 1: provider unavailable")
     page = en_client.get(CHANGE_URL).content.decode()
-    assert "level 1: provider unavailable" in page and "1234 ms" in page
+    assert "level 1: provider unavailable" in page and "1.2 s" in page
     changes = page.split('id="automation-changes"')[1]
     assert "support" in changes and "45 min" in changes
     assert "at the next tick" in page  # never ran on schedule: due now
@@ -365,3 +366,36 @@ def test_shortening_the_interval_asks_first_lengthening_does_not(client, support
     assert DunningAutomation.objects.get(pk=1).interval_minutes == 60
     response = client.post(CHANGE_URL, {"enabled": "on", "interval_minutes": "90", "_save": "1"})
     assert response.status_code == 302 and DunningAutomation.objects.get(pk=1).interval_minutes == 90
+
+
+def test_the_preview_lists_the_team_notices_the_first_run_would_send(client, support_user, due_orders):
+    """Prepayment orders past their days: Webshop flags (notice to its team), eBay cancels but has no
+    team address (no notice; the preview says so before "Ja, einschalten")."""
+    from django.utils import timezone as tz
+
+    from dunning.models import DunningConfig
+    from tests.factories import DunningConfigFactory, PaymentMethodFactory, SalesAccountFactory
+
+    prepayment = PaymentMethodFactory(code="prepayment", name="Vorkasse", is_prepayment=True)
+    webshop = SalesAccountFactory._meta.model.objects.get(name="Webshop")
+    ebay = SalesAccountFactory(name="eBay", team_email="")
+    DunningConfigFactory(sales_account=webshop, payment_method=prepayment, cancel_after_days=10,
+                         cancellation_action=DunningConfig.CancellationAction.FLAG)
+    DunningConfigFactory(sales_account=ebay, payment_method=prepayment, cancel_after_days=10,
+                         cancellation_action=DunningConfig.CancellationAction.CANCEL)
+    old = tz.now() - datetime.timedelta(days=20)
+    for i in range(3):
+        OrderFactory(sales_account=webshop, payment_method=prepayment, ordered_at=old, number=f"V{i}")
+    for i in range(1001, 1003):
+        OrderFactory(sales_account=ebay, payment_method=prepayment, ordered_at=old, number=f"E{i}")
+    switch(enabled=False, interval=60)
+    client.force_login(support_user)
+    response = client.post(CHANGE_URL, {"enabled": "on", "interval_minutes": "15", "_save": "1"})
+    notices = response.content.decode().split('id="automation-team-notices"')[1].split("</table>")[0]
+    text = " ".join(re.sub(r"<[^>]+>", " ", notices).split())
+    assert "2 Hinweise an die Teams der Verkaufskanäle" in text
+    assert "Webshop team@shop.example 3 Aufträge zur Stornierung markiert" in text
+    assert "eBay Keine Team-E-Mail-Adresse hinterlegt: Es wird kein Hinweis gesendet" in text
+    assert "2 Aufträge storniert" in text
+    assert f"/orders/open-payments/?sales_account={ebay.pk}" in notices
+    assert not DunningAutomation.objects.get(pk=1).enabled

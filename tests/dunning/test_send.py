@@ -146,7 +146,7 @@ def test_read_timeout_is_ambiguous_and_never_resent_automatically(due_orders, sc
     assert outcome.unknown == [due_orders[0].id]
     assert scripted.calls == 1
     reminder = Reminder.objects.get()
-    assert reminder.status == "pending" and "Outcome unknown" in reminder.error
+    assert reminder.status == "pending" and "Ergebnis unbekannt" in reminder.error  # stored in LANGUAGE_CODE (de)
     scripted.script = None
     later = send(due_orders[:1])
     assert later.skipped == {due_orders[0].id: services.Skip.IN_FLIGHT}
@@ -198,7 +198,7 @@ def test_provider_down_stops_the_run_and_releases_unsent_claims(config, assignme
     orders = [OrderFactory(ordered_at=berlin(2026, 10, 1)) for _ in range(8)]
     scripted.script = lambda m: http_error(503)
     run = services.dunning_run_execute(now=now)
-    assert "provider unavailable" in run.error
+    assert "Anbieter nicht erreichbar" in run.error
     assert run.failed == 5  # five transient failures in a row open the circuit
     assert Reminder.objects.filter(status="failed").count() == 5
     assert not Reminder.objects.filter(status="pending").exists()  # the other three were withdrawn
@@ -214,7 +214,7 @@ def test_provider_down_with_concurrent_sends_withdraws_what_was_never_handed_ove
     orders = [OrderFactory(ordered_at=berlin(2026, 10, 1)) for _ in range(40)]
     scripted.script = lambda m: http_error(503)
     run = services.dunning_run_execute(now=now)
-    assert "provider unavailable" in run.error
+    assert "Anbieter nicht erreichbar" in run.error
     # the circuit opens after five in a row; what was in flight then finishes, nothing more is handed over
     assert 5 <= run.failed <= 5 + 4 and scripted.calls == run.failed * settings.DUNNING_SEND_RETRIES
     assert Reminder.objects.filter(status="failed").count() == run.failed
@@ -313,7 +313,7 @@ def test_a_run_that_fails_as_a_whole_is_recorded_as_finished(config, assignments
     with pytest.raises(RuntimeError):
         services.dunning_run_execute(now=now)
     run = DunningRun.objects.get()
-    assert run.finished_at is not None and "Run aborted: RuntimeError: database went away" in run.error
+    assert run.finished_at is not None and "Lauf abgebrochen: RuntimeError: database went away" in run.error
 
 
 def test_skip_reasons_cost_a_constant_number_of_queries(config, assignments, django_assert_max_num_queries, now, send):

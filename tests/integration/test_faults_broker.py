@@ -42,7 +42,7 @@ def test_dead_broker_at_notify_confirmation(config, assignments, backoffice_user
     assert mailoutbox == [] and not Reminder.objects.exists()
     assert set(Order.objects.values_list("reminders_sent", flat=True)) == {0}
     run = DunningRun.objects.get()
-    assert run.is_finished and run.sent == 0 and "unreachable" in run.error
+    assert run.is_finished and run.sent == 0 and "nicht erreichbar" in run.error  # stored in LANGUAGE_CODE
     page = client.get(response.url).content.decode()
     assert "The task queue is unreachable, so the reminders could not be queued." in page
     assert len(orders) == 5

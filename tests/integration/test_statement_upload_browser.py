@@ -60,5 +60,5 @@ def _upload_page(order, live_server, page, tmp_path):  # noqa: F811
     page.set_input_files("input[name=files]", str(bad))
     page.click("form[enctype] button[type=submit]")
     error = page.locator("#upload-error").inner_text()
-    assert "kaputt.xml: entry 3: invalid amount '20,00'" in error
+    assert "kaputt.xml: Buchung 3: ungültiger Betrag '20,00'" in error
     assert BankStatement.objects.count() == 1 and Payment.objects.count() == 3

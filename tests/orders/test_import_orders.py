@@ -189,13 +189,19 @@ def test_no_query_per_row(shop, tmp_path, django_assert_max_num_queries):
 @pytest.mark.parametrize(("changes", "expected"), [
     ({"sales_account": "Ebay"}, 'row 3, column sales_account: "Ebay" is not a sales account (known: Webshop, eBay)'),
     ({"payment_method": "bitcoin"}, 'row 3, column payment_method: "bitcoin" is not a payment method code'),
-    ({"ordered_at": "05.11.2026"}, 'row 3, column ordered_at: "05.11.2026" is not an ISO 8601 date'),
-    ({"ordered_at": "2026-02-30"}, 'row 3, column ordered_at: "2026-02-30" is not an ISO 8601 date'),
-    ({"paid_at": "yesterday"}, 'row 3, column paid_at: "yesterday" is not an ISO 8601 date'),
-    ({"cancelled_at": "2026-13-01"}, 'row 3, column cancelled_at: "2026-13-01" is not an ISO 8601 date'),
+    ({"ordered_at": "05.11.26"}, 'row 3, column ordered_at: "05.11.26" has a two-digit year: write the year in '
+                                 'full (05.11.2026 or 2026-11-05)'),
+    ({"ordered_at": "31.02.2026"}, 'row 3, column ordered_at: "31.02.2026" is not a date like 2026-11-05 or '
+                                   '05.11.2026, or a date-time like 2026-11-05T14:30:00+01:00 or 05.11.2026 14:30'),
+    ({"ordered_at": "2026-02-30"}, 'row 3, column ordered_at: "2026-02-30" is not a date like 2026-11-05'),
+    ({"paid_at": "yesterday"}, 'row 3, column paid_at: "yesterday" is not a date like 2026-11-05'),
+    ({"cancelled_at": "2026-13-01"}, 'row 3, column cancelled_at: "2026-13-01" is not a date like 2026-11-05'),
     ({"total": "-3.00"}, 'row 3, column total: "-3.00" is negative'),
-    ({"total": '"12,50"'}, 'row 3, column total: "12,50" is not a decimal with a dot'),
-    ({"total": "1.234"}, 'row 3, column total: "1.234" has more than 2 decimals'),
+    ({"total": '"12,505"'}, 'row 3, column total: "12,505" is not an amount like 12.50'),
+    ({"total": "1.234"}, 'row 3, column total: "1.234" is ambiguous: a dot with three digits after it could be a '
+                         'thousands separator; write 1234.00 (or 1.234,00 as German Excel does)'),
+    ({"total": "1.2345"}, 'row 3, column total: "1.2345" has more than 2 decimals'),
+    ({"total": '"1.249,90 €"'}, 'row 3, column total: "1.249,90 €" contains a currency sign: write only the number'),
     ({"total": "abc"}, 'row 3, column total: "abc" is not an amount like 12.50'),
     ({"total": "1e3"}, 'row 3, column total: "1e3" is not an amount like 12.50'),
     ({"total": "12345678901.00"}, 'row 3, column total: "12345678901.00" is not an amount'),
@@ -347,3 +353,22 @@ def test_business_column_bad_value_is_refused(shop, tmp_path):
     lines, _exc = run_failing(path)
     assert any('row 2, column customer_is_business: "vielleicht" is not a yes/no value' in line for line in lines)
     assert not Order.objects.exists()
+
+
+def test_a_file_as_german_excel_writes_it_is_imported(shop, tmp_path):
+    """Semicolons, a BOM, decimal commas with thousands dots, and dd.mm.yyyy dates (issue 18, item 9)."""
+    text = csv_text([
+        row(total="1.249,90", ordered_at="05.11.2026", paid_at=""),
+        row(number="1002", total="49,90", ordered_at="5.11.2026 14:30", paid_at="06.11.2026 09:15:00"),
+        row(number="1003", total="12.50", ordered_at="2026-11-05"),  # the ISO forms still work in the same file
+    ], delimiter=";")
+    out = run(write(tmp_path, text, name="long.csv", bom=True))
+    assert "created 3, updated 0" in out
+    first, second = (Order.objects.get(number=n) for n in ("1001", "1002"))
+    assert first.total == Decimal("1249.90")
+    assert first.ordered_at == berlin(2026, 11, 5)
+    assert second.total == Decimal("49.90")
+    assert second.ordered_at == berlin(2026, 11, 5, 14, 30)
+    assert second.paid_at == berlin(2026, 11, 6, 9, 15)
+    event = OrderEvent.objects.get(order=first)
+    assert event.details == {"file": "long.csv", "row": 2}

@@ -424,6 +424,7 @@ def test_a_provider_missing_its_own_webhook_setting_is_an_error(settings, client
 PRODUCTION = {
     "DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "kT3v9-Qx7LmZ2pW8rY4sN6bH1cJ5dF0gA_eU-oI8uY7tR6eW5qA4sD3fG2",
     "DJANGO_ALLOWED_HOSTS": "mahnwesen.example", "DJANGO_SECURE_SSL_REDIRECT": "true", "DJANGO_HSTS_PRELOAD": "true",
+    "DJANGO_TRUSTED_PROXIES": "172.18.0.1",
     "DATABASE_URL": "sqlite:////tmp/x.db", "EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
     "ANYMAIL_POSTMARK_SERVER_TOKEN": "server-token",
 }
