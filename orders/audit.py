@@ -178,6 +178,18 @@ def _marked_paid(d: _Details) -> str:
     return gettext("Paid on %(day)s") % {"day": day} if day else ""
 
 
+def _mark_paid_undone(d: _Details) -> str:
+    day = d.day("paid_at")
+    return gettext("The payment date %(day)s was removed") % {"day": day} if day else ""
+
+
+def _email_changed(d: _Details) -> str:
+    old, new = d.text("old"), d.text("new")
+    if old and new:
+        return gettext("From %(old)s to %(new)s") % {"old": old, "new": new}
+    return new
+
+
 def _blocked(d: _Details) -> str:
     reason = d.text("reason")
     return gettext("Reason: %(reason)s") % {"reason": reason} if reason else ""
@@ -280,4 +292,6 @@ SENTENCES: dict[str, Callable[[_Details], str]] = {
     Action.AUTO_FLAG: _auto_rule,
     Action.AUTO_CANCEL: _auto_rule,
     Action.AUTO_CANCEL_AND_RELEASE: _auto_cancel_and_release,
+    Action.MARK_PAID_UNDONE: _mark_paid_undone,
+    Action.EMAIL_CHANGED: _email_changed,
 }
