@@ -80,10 +80,10 @@ def main() -> int:
             cursor.execute(
                 f"INSERT INTO {Order._meta.db_table} (sales_account_id, payment_method_id, number, customer_name, "  # noqa: S608
                 "customer_email, language, total, currency, ordered_at, paid_at, dunning_blocked, "
-                "dunning_block_reason, reminders_sent, updated_at) "
+                "dunning_block_reason, reminders_sent, customer_is_business, updated_at) "
                 "SELECT %s, %s, 'F' || g || '-' || %s, 'Customer', 'c@example.com', '', 25.00, 'EUR', "
                 "timestamptz '2025-01-01' + (g %% 700) * interval '1 day', "
-                "CASE WHEN g %% 10 = 0 THEN NULL ELSE timestamptz '2026-11-01' END, false, '', 0, now() "
+                "CASE WHEN g %% 10 = 0 THEN NULL ELSE timestamptz '2026-11-01' END, false, '', 0, false, now() "
                 "FROM generate_series(1, %s) AS g", [account.id, method.id, int(time.time()), missing])
             cursor.execute(f"VACUUM ANALYZE {Order._meta.db_table}")
     start_count = Order.objects.count()
