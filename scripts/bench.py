@@ -680,7 +680,8 @@ def write_overview(args, connection, gen, overview: dict) -> None:
         f"Measured {datetime.date.today().isoformat()} by `make bench` (`scripts/bench.py`) on "
         f"{machine_line(connection)}. "
         "The machine is shared with other work: each table gives the load average (1 / 5 / 15 min) when it "
-        "started and ended; figures under a load above the 2 cores are slower by about the load's excess.",
+        "started and ended; above a load of 2 the processes wait for a core and every figure grows with the load "
+        "(CPU time per request, before and after, is in `docs/performance-notes.md`).",
         "",
         f"Reproduce: `python scripts/bench.py --only-overview --orders {args.orders} --repeat {args.repeat}"
         f"{' --no-vacuum' if args.no_vacuum else f' --churn {args.churn}'}` "

@@ -155,11 +155,13 @@ def main() -> int:
         numbers = list(Order.objects.filter(sales_account=account).order_by("?")
                        .values_list("number", flat=True)[:args.reads])
         read_times = []
+        load_before = os.getloadavg()
         for number in numbers:
             status, data, seconds = call("GET", f"/api/v1/orders/{number}")
             assert status == 200, data[:300]
             read_times.append(seconds * 1000)
         read_times.sort()
+        load_after = os.getloadavg()
     finally:
         server.terminate()
         server.wait(10)
@@ -182,6 +184,8 @@ def main() -> int:
         lines.append(f"| {what} | {r['orders_per_s']:,.0f} | {r['median_ms']:.0f} ms | {r['max_ms']:.0f} ms | "
                      f"{args.requests} |")
     lines += ["", "## Reading one order (`GET /api/v1/orders/{number}`, with level and reminders)", "",
+              f"Load average (1 / 5 / 15 min) {' / '.join(f'{x:.1f}' for x in load_before)} before the reads, "
+              f"{' / '.join(f'{x:.1f}' for x in load_after)} after (the machine has {os.cpu_count()} cores).", "",
               "| median | p95 | requests |", "|---:|---:|---:|",
               f"| {statistics.median(read_times):.1f} ms | {read_times[int(len(read_times) * 0.95) - 1]:.1f} ms | "
               f"{len(read_times)} |", ""]
