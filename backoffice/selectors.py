@@ -26,6 +26,7 @@ from dunning.selectors import (
     due_checks,
     level_annotation,
     level_q,
+    level_terms_q,
     skip_reason,
     stale_after,
 )
@@ -167,19 +168,24 @@ class LevelTotals:
 
 
 def level_totals(qs: QuerySet[Order], *, now: datetime.datetime, configs: list[DunningConfig]) -> LevelTotals:
-    """The counts and the amounts outstanding per currency of `qs` and of each level, in one
-    query: `GROUP BY currency` with a COUNT and a SUM ... FILTER (level_q) per level. It reads each
-    order's row (the amount is not in the index): the page needs the money, and the counts come
-    with it at no extra cost, where `level_counts` would be a second query. A currency with
-    nothing at a level is left out of that level's sums."""
+    """The counts and the amounts outstanding per currency of the open orders of `qs` and of each
+    level, in one query: `GROUP BY currency` with a COUNT and a SUM, and a COUNT and a SUM ...
+    FILTER (`level_terms_q`) per level. A currency with nothing at a level is left out of that
+    level's sums.
+
+    It reads only index entries (order_open_sent_date_idx holds every column the rule, the amount
+    and the currency need; the FILTERs leave out "open", which the index does not hold but its
+    predicate is). Before, the same query read each open order's row from the table (no currency
+    in the index, paid_at and cancelled_at in each FILTER): 117-137 ms at a million orders, 100,000
+    of them open (docs/performance-notes.md)."""
     active = [c for c in configs if c.is_active]
-    aggregates: dict[str, Any] = {"n_all": Count("pk"), "sum_all": Sum("total")}
+    aggregates: dict[str, Any] = {"n_all": Count("*"), "sum_all": Sum("total")}
     if active:
         for level in DunningLevel:
-            at_level = level_q(level, now=now, configs=active)
+            at_level = level_terms_q(level, now=now, configs=active)
             aggregates[f"n_{level.value}"] = Count("pk", filter=at_level)
             aggregates[f"sum_{level.value}"] = Sum("total", filter=at_level)
-    rows = qs.order_by().values("currency").annotate(**aggregates).order_by("currency")
+    rows = qs.filter(OPEN).order_by().values("currency").annotate(**aggregates).order_by("currency")
     totals = LevelTotals(counts=dict.fromkeys(DunningLevel, 0), sums={level: [] for level in DunningLevel})
     for row in rows:
         totals.all_count += row["n_all"]

@@ -56,8 +56,8 @@ class DunningLevel(models.IntegerChoices):
             level = cls.from_param(value)
             if level is not None:
                 return level
-        elif isinstance(value, int) and not isinstance(value, bool) and value in cls.values:
-            return cls(value)
+        elif isinstance(value, int) and not isinstance(value, bool) and value in cls._value2member_map_:
+            return cls(value)  # (the map, not `cls.values`: that builds a list per call, per row on a page)
         raise ValueError(f"unknown dunning level {value!r}")
 
 

@@ -47,41 +47,89 @@ def active_configs(*, sales_account_id: int | None = None) -> list[DunningConfig
     return list(qs)
 
 
-def _config_base_q(config: DunningConfig) -> Q:
-    q = Q(sales_account_id=config.sales_account_id, payment_method_id=config.payment_method_id,
-          total__gte=config.minimum_amount)
-    if config.only_orders_since:
-        q &= Q(ordered_at__gte=local_midnight(config.only_orders_since))
-    return q
+# What one config's part of a level asks of an order besides its account and payment method:
+# (minimum amount, first order instant or None, order instant before or None, last reminder before or None)
+_Terms = tuple[Decimal, datetime.datetime | None, datetime.datetime | None, datetime.datetime | None]
 
 
-def _config_level_q(config: DunningConfig, level: DunningLevel, today: datetime.date) -> Q:
-    base = _config_base_q(config)
+def _config_level_terms(config: DunningConfig, level: DunningLevel, today: datetime.date) -> _Terms:
+    since = local_midnight(config.only_orders_since) if config.only_orders_since else None
     if level == DunningLevel.COMPLETED:
-        return base & Q(reminders_sent=level.reminders_sent)
+        return config.minimum_amount, since, None, None
     # days overdue = today - (local order date + term) >= level days
     # <=> local order date <= today - level days - term
     overdue_days = config.level_days(level) + config.payment_method.payment_term_days
-    latest_order_day = today - datetime.timedelta(days=overdue_days)
-    q = base & Q(reminders_sent=level.reminders_sent, ordered_at__lt=end_of_day(latest_order_day))
+    ordered_before = end_of_day(today - datetime.timedelta(days=overdue_days))
+    reminded_before = None
     if level > 1:
         # today - local date of the last reminder >= min days between reminders
-        latest_reminder_day = today - datetime.timedelta(days=config.min_days_between_reminders)
-        q &= Q(last_reminder_at__lt=end_of_day(latest_reminder_day))
+        reminded_before = end_of_day(today - datetime.timedelta(days=config.min_days_between_reminders))
+    return config.minimum_amount, since, ordered_before, reminded_before
+
+
+def _terms_q(terms: _Terms) -> Q:
+    minimum, since, ordered_before, reminded_before = terms
+    q = Q(total__gte=minimum)
+    if since is not None:
+        q &= Q(ordered_at__gte=since)
+    if ordered_before is not None:
+        q &= Q(ordered_at__lt=ordered_before)
+    if reminded_before is not None:
+        q &= Q(last_reminder_at__lt=reminded_before)
     return q
+
+
+def _one_of(field: str, values: Iterable[int]) -> Q:
+    values = sorted(values)
+    return Q(**{field: values[0]}) if len(values) == 1 else Q(**{f"{field}__in": values})
+
+
+def _pairs_q(pairs: set[tuple[int, int]]) -> Q:
+    """(sales account, payment method) in `pairs`, as few `IN` blocks as the pairs allow: the
+    methods that share the same set of accounts form one block (accounts x methods)."""
+    accounts_by_method: dict[int, set[int]] = {}
+    for account, method in pairs:
+        accounts_by_method.setdefault(method, set()).add(account)
+    methods_by_accounts: dict[frozenset[int], set[int]] = {}
+    for method, accounts in accounts_by_method.items():
+        methods_by_accounts.setdefault(frozenset(accounts), set()).add(method)
+    blocks = sorted((sorted(accounts), sorted(methods)) for accounts, methods in methods_by_accounts.items())
+    return reduce(or_, (_one_of("sales_account_id", accounts) & _one_of("payment_method_id", methods)
+                        for accounts, methods in blocks))
 
 
 def level_q(level: DunningLevel | int | str, *, now: datetime.datetime, configs: Iterable[DunningConfig]) -> Q:
     """Q for "open order at `level`" (1, 2, 3 or completed) at `now` under the active `configs`."""
+    terms = level_terms_q(level, now=now, configs=configs)
+    return NOTHING if terms is NOTHING else OPEN & terms
+
+
+def level_terms_q(level: DunningLevel | int | str, *, now: datetime.datetime,
+                  configs: Iterable[DunningConfig]) -> Q:
+    """`level_q` less "open": for orders already known to be open (an aggregate's FILTER over the
+    open orders reads only order_open_sent_date_idx, which holds neither paid_at nor cancelled_at).
+
+    Per config: the order is of its account and payment method and meets its terms (minimum
+    amount, first order day, days overdue, days since the last reminder). Configs with the same
+    terms are stated once, for all their (account, method) pairs (`IN` lists): a shop's configs
+    mostly share their days, and nine configs in three accounts become two terms instead of nine:
+    the same orders, with a fraction of the SQL to build, compile and evaluate per row
+    (docs/performance-notes.md)."""
     level = DunningLevel.coerce(level)
     today = local_today(now)
-    parts = [_config_level_q(c, level, today) for c in configs if c.is_active]
-    if not parts:
+    pairs_by_terms: dict[_Terms, set[tuple[int, int]]] = {}
+    for c in configs:
+        if c.is_active:
+            pairs_by_terms.setdefault(_config_level_terms(c, level, today), set()).add(
+                (c.sales_account_id, c.payment_method_id))
+    if not pairs_by_terms:
         return NOTHING
-    # Every part already requires this number of reminders sent; saying it once outside the OR
-    # lets the database read one range of order_open_sent_date_idx (SQLite does not hoist it).
+    parts = [_pairs_q(pairs) & _terms_q(terms) for terms, pairs in
+             sorted(pairs_by_terms.items(), key=lambda item: sorted(item[1]))]
+    # Every part requires this number of reminders sent; saying it once outside the OR lets the
+    # database read one range of order_open_sent_date_idx.
     sent = Q(reminders_sent=level.reminders_sent)
-    return OPEN & Q(dunning_blocked=False) & sent & reduce(or_, parts)
+    return Q(dunning_blocked=False) & sent & reduce(or_, parts)
 
 
 def orders_at_level(level: DunningLevel | int | str, *, now: datetime.datetime,
@@ -97,6 +145,64 @@ def level_annotation(*, now: datetime.datetime, configs: Iterable[DunningConfig]
     configs = list(configs)
     whens = [When(level_q(level, now=now, configs=configs), then=Value(level.value)) for level in DunningLevel]
     return Case(*whens, default=Value(None), output_field=IntegerField())
+
+
+def order_level(order: Order, *, now: datetime.datetime, configs: Iterable[DunningConfig]) -> int | None:
+    """One loaded order's current level (a DunningLevel value) or None: `level_annotation` without a
+    query. The same `level_q` of each level, in the same order (the first that matches wins, as
+    in the CASE), evaluated against the order's fields by `q_matches`: the rule is not restated.
+    The API's read of one order uses it: resolving and compiling the CASE of four levels was most
+    of that request's Python time (docs/performance-notes.md)."""
+    configs = list(configs)
+    for level in DunningLevel:
+        if q_matches(level_q(level, now=now, configs=configs), order):
+            return level.value
+    return None
+
+
+_COMPARE = {
+    "exact": lambda a, b: a == b,
+    "in": lambda a, b: a in b,
+    "gte": lambda a, b: a >= b,
+    "gt": lambda a, b: a > b,
+    "lte": lambda a, b: a <= b,
+    "lt": lambda a, b: a < b,
+}
+
+
+def q_matches(q: Q, obj) -> bool:
+    """Whether the model instance `obj` meets `q`, in Python, with SQL's three-valued logic (a
+    comparison with NULL is unknown, and unknown is not a match). Only lookups on the instance's
+    own fields (`exact`, `in`, `gte`, `gt`, `lte`, `lt`, `isnull`): anything else raises ValueError
+    rather than guess."""
+    return _q_value(q, obj) is True
+
+
+def _q_value(q: Q, obj) -> bool | None:
+    values = []
+    for child in q.children:
+        if isinstance(child, Q):
+            values.append(_q_value(child, obj))
+            continue
+        key, expected = child
+        name, _, lookup = key.partition("__")
+        lookup = lookup or "exact"
+        if "__" in lookup or (lookup != "isnull" and lookup not in _COMPARE) or hasattr(expected, "resolve_expression"):
+            raise ValueError(f"q_matches cannot evaluate {key!r}")
+        actual = obj.pk if name == "pk" else getattr(obj, name)
+        if lookup == "isnull":
+            values.append((actual is None) == bool(expected))
+        elif actual is None or expected is None:
+            values.append(None)
+        else:
+            values.append(_COMPARE[lookup](actual, expected))
+    if q.connector == Q.AND:
+        value = False if False in values else (None if None in values else True)
+    else:
+        value = True if True in values else (None if None in values else False)
+    if q.negated:
+        return None if value is None else not value
+    return value
 
 
 def live_reminder_exists(level: int) -> Exists:

@@ -90,8 +90,10 @@ class Order(models.Model):
             # of reminders sent, so the rule becomes `reminders_sent = n AND <OR over configs>`. With
             # the columns the rule reads after the key (key columns: SQLite has no INCLUDE), a level
             # tab's count and a level page's ids are index-only scans of one range of this index.
+            # `currency` last: the overview's counts and money per currency (backoffice.selectors.
+            # level_totals) read only this index, never the table.
             models.Index(fields=["reminders_sent", "ordered_at", "id", "sales_account", "payment_method",
-                                 "last_reminder_at", "total", "dunning_blocked"],
+                                 "last_reminder_at", "total", "dunning_blocked", "currency"],
                          condition=OPEN, name="order_open_sent_date_idx"),
             models.Index(fields=["ordered_at"], condition=OPEN, name="order_open_date_idx"),
             models.Index(fields=["flagged_for_cancellation_at"], condition=OPEN, name="order_open_flagged_idx"),

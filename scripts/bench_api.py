@@ -80,10 +80,10 @@ def main() -> int:
             cursor.execute(
                 f"INSERT INTO {Order._meta.db_table} (sales_account_id, payment_method_id, number, customer_name, "  # noqa: S608
                 "customer_email, language, total, currency, ordered_at, paid_at, dunning_blocked, "
-                "dunning_block_reason, reminders_sent, updated_at) "
+                "dunning_block_reason, reminders_sent, customer_is_business, updated_at) "
                 "SELECT %s, %s, 'F' || g || '-' || %s, 'Customer', 'c@example.com', '', 25.00, 'EUR', "
                 "timestamptz '2025-01-01' + (g %% 700) * interval '1 day', "
-                "CASE WHEN g %% 10 = 0 THEN NULL ELSE timestamptz '2026-11-01' END, false, '', 0, now() "
+                "CASE WHEN g %% 10 = 0 THEN NULL ELSE timestamptz '2026-11-01' END, false, '', 0, false, now() "
                 "FROM generate_series(1, %s) AS g", [account.id, method.id, int(time.time()), missing])
             cursor.execute(f"VACUUM ANALYZE {Order._meta.db_table}")
     start_count = Order.objects.count()
@@ -155,11 +155,13 @@ def main() -> int:
         numbers = list(Order.objects.filter(sales_account=account).order_by("?")
                        .values_list("number", flat=True)[:args.reads])
         read_times = []
+        load_before = os.getloadavg()
         for number in numbers:
             status, data, seconds = call("GET", f"/api/v1/orders/{number}")
             assert status == 200, data[:300]
             read_times.append(seconds * 1000)
         read_times.sort()
+        load_after = os.getloadavg()
     finally:
         server.terminate()
         server.wait(10)
@@ -182,6 +184,8 @@ def main() -> int:
         lines.append(f"| {what} | {r['orders_per_s']:,.0f} | {r['median_ms']:.0f} ms | {r['max_ms']:.0f} ms | "
                      f"{args.requests} |")
     lines += ["", "## Reading one order (`GET /api/v1/orders/{number}`, with level and reminders)", "",
+              f"Load average (1 / 5 / 15 min) {' / '.join(f'{x:.1f}' for x in load_before)} before the reads, "
+              f"{' / '.join(f'{x:.1f}' for x in load_after)} after (the machine has {os.cpu_count()} cores).", "",
               "| median | p95 | requests |", "|---:|---:|---:|",
               f"| {statistics.median(read_times):.1f} ms | {read_times[int(len(read_times) * 0.95) - 1]:.1f} ms | "
               f"{len(read_times)} |", ""]

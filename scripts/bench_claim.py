@@ -1,4 +1,4 @@
-"""Time `claim_compute` (docs/benchmarks.md "claim"): µs per call over 10,000 calls of the typical
+"""Time `claim_compute` (docs/benchmarks-claim.md): µs per call over 10,000 calls of the typical
 cases, and with the formatting a reminder does (each figure as money in German, as the `claim.*` placeholders).
 
     .venv/bin/python scripts/bench_claim.py [--profile]

@@ -220,6 +220,34 @@ def test_get_order_with_level_and_reminders(api, account, invoice, now):
     assert api.get("orders/G-1").json()["dunning_level"] == "completed"
 
 
+def test_get_order_reads_in_four_queries_and_its_level_is_the_lists(api, account, invoice, prepayment, now,
+                                                                  django_assert_num_queries):
+    """Reading one order: the key, the order, the account's configs, its reminders (the key's
+    last use is written at most once a minute). Its level is computed from the loaded row
+    (dunning.selectors.order_level) and must be the one the list computes in SQL, at every level."""
+    DunningConfigFactory(sales_account=account, payment_method=invoice)
+    DunningConfigFactory(sales_account=account, payment_method=prepayment, level_1_days=3)
+    def ago(days: int) -> datetime.datetime:  # the API reads the real clock
+        return timezone.now() - datetime.timedelta(days=days)
+
+    cases = [(invoice, ago(2), 0, None), (invoice, ago(40), 0, None), (prepayment, ago(10), 0, None),
+             (invoice, ago(60), 1, ago(20)), (invoice, ago(60), 1, ago(1)), (invoice, ago(90), 2, ago(20)),
+             (prepayment, ago(90), 3, ago(20))]
+    for i, (method, ordered, sent, last) in enumerate(cases):
+        order = OrderFactory(sales_account=account, payment_method=method, number=f"Q-{i}", ordered_at=ordered,
+                             reminders_sent=sent, last_reminder_at=last)
+        for level in range(1, sent + 1):
+            ReminderFactory(order=order, level=level, status=Reminder.Status.SENT, sent_at=last)
+    OrderFactory(sales_account=account, payment_method=invoice, number="Q-paid", ordered_at=ago(90), paid_at=ago(5))
+    listed = {o["number"]: o["dunning_level"] for o in api.get("orders?page_size=100").json()["results"]}
+    assert set(listed.values()) >= {None, 1, 2, 3, "completed"}, listed
+    for number, level in listed.items():
+        with django_assert_num_queries(4):
+            body = api.get(f"orders/{number}").json()
+        assert body["dunning_level"] == level, number
+        assert len(body["reminders"]) == body["reminders_sent"]
+
+
 def test_other_accounts_order_is_404_like_a_missing_one(api, invoice):
     other = SalesAccountFactory(name="eBay")
     OrderFactory(sales_account=other, payment_method=invoice, number="H-1")

@@ -141,6 +141,11 @@ def test_selector_matches_reference(cfgs, now, data):
         assert got == want, f"level {level} at {now.astimezone(BERLIN)}"
         found[level] += len(got)
     _seen.append(found)
+    # the same rule evaluated in Python on a loaded order (the API's read of one order)
+    for order in Order.objects.all():
+        annotated = Order.objects.filter(pk=order.pk).annotate(
+            lv=selectors.level_annotation(now=now, configs=active)).values_list("lv", flat=True).get()
+        assert selectors.order_level(order, now=now, configs=active) == annotated, order.number
 
 
 _seen: list = []
@@ -152,3 +157,86 @@ def test_property_examples_reach_every_level(db):  # db: runs in the same group,
         pytest.skip("runs after test_selector_matches_reference")
     for level in selectors.ALL_LEVELS:
         assert sum(f[level] for f in _seen) > 0, f"no generated order reached level {level}"
+
+
+# --- configs that share their terms: level_q states them once, for all their (account, method) pairs ---
+
+_SHARED_TERMS = [
+    {"is_active": True, "level_1_days": 7, "level_2_days": 14, "level_3_days": 21, "min_days_between_reminders": 7,
+     "minimum_amount": Decimal("0"), "only_orders_since": None},
+    {"is_active": True, "level_1_days": 3, "level_2_days": 10, "level_3_days": 20, "min_days_between_reminders": 2,
+     "minimum_amount": Decimal("10.00"), "only_orders_since": None},
+    {"is_active": False, "level_1_days": 7, "level_2_days": 14, "level_3_days": 21, "min_days_between_reminders": 7,
+     "minimum_amount": Decimal("0"), "only_orders_since": None},
+]
+
+
+@pytest.mark.django_db
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(grid=st.lists(st.sampled_from([None, 0, 0, 1, 2]), min_size=9, max_size=9), now=instants, data=st.data())
+def test_selector_matches_reference_when_configs_share_terms(grid, now, data):
+    """Three accounts x three methods, each pair with one of a few term sets or none: the pairs of a
+    term set form blocks that are and are not full cross products (IN lists of accounts x methods),
+    and the orders of a pair without a config must stay at no level."""
+    accounts = [SalesAccountFactory(name=f"Shop {i}") for i in range(3)]
+    methods = [PaymentMethodFactory(code=f"m{i}", payment_term_days=term) for i, term in enumerate(TERMS)]
+    DunningConfig.objects.all().delete()
+    Order.objects.all().delete()
+    cfg_of = {}
+    for i, choice in enumerate(grid):
+        account, method = accounts[i // 3], methods[i % 3]
+        if choice is not None:
+            DunningConfig.objects.create(sales_account=account, payment_method=method, **_SHARED_TERMS[choice])
+            cfg_of[(account.pk, method.pk)] = _SHARED_TERMS[choice]
+    order_list = data.draw(st.lists(st.tuples(orders(now), st.integers(0, 2)), min_size=30, max_size=50),
+                           label="orders")
+    Order.objects.bulk_create(
+        Order(sales_account=accounts[a], payment_method=methods[o["method"]], number=str(i), customer_name="X",
+              **{k: v for k, v in o.items() if k != "method"}) for i, (o, a) in enumerate(order_list))
+    by_number = {o.number: o for o in Order.objects.all()}
+    active = selectors.active_configs()
+    for level in selectors.ALL_LEVELS:
+        got = set(selectors.orders_at_level(level, now=now, configs=active).values_list("id", flat=True))
+        want = set()
+        for i, (o, a) in enumerate(order_list):
+            method = methods[o["method"]]
+            cfg = cfg_of.get((accounts[a].pk, method.pk))
+            if reference_level(o, cfg, TERMS[o["method"]], now) == level:
+                want.add(by_number[str(i)].pk)
+        assert got == want, f"level {level}, grid {grid}"
+    for order in Order.objects.all():
+        annotated = Order.objects.filter(pk=order.pk).annotate(
+            lv=selectors.level_annotation(now=now, configs=active)).values_list("lv", flat=True).get()
+        assert selectors.order_level(order, now=now, configs=active) == annotated, order.number
+
+
+def test_configs_with_the_same_terms_are_stated_once(db):
+    """Nine configs of three accounts with the same days become one term: the SQL of a level does
+    not grow with the number of configs that share their terms."""
+    accounts = [SalesAccountFactory(name=f"Shop {i}") for i in range(3)]
+    methods = [PaymentMethodFactory(code=f"m{i}", payment_term_days=14) for i in range(3)]
+    for account in accounts:
+        for method in methods:
+            DunningConfig.objects.create(sales_account=account, payment_method=method, **_SHARED_TERMS[0])
+    now = BASE
+    qs = Order.objects.filter(selectors.level_q(1, now=now, configs=selectors.active_configs()))
+    where = str(qs.order_by().values("pk").query).partition(" WHERE ")[2]
+    assert where.count("ordered_at") == 1, where
+    assert where.count("sales_account_id") == 1 and where.count("payment_method_id") == 1, where
+
+
+def test_q_matches_uses_sqls_three_valued_logic():
+    """NULL compared is unknown, NOT unknown stays unknown, and unknown is no match; lookups it
+    cannot evaluate raise instead of guessing."""
+    from django.db.models import F, Q
+
+    order = Order(total=Decimal("10.00"), last_reminder_at=None, reminders_sent=0, paid_at=None)
+    assert selectors.q_matches(Q(total__gte=Decimal("10")) & Q(paid_at__isnull=True), order)
+    assert not selectors.q_matches(Q(last_reminder_at__lt=BASE), order)
+    assert not selectors.q_matches(~Q(last_reminder_at__lt=BASE), order)  # NOT NULL < x is not true either
+    assert selectors.q_matches(~Q(last_reminder_at__lt=BASE) | Q(reminders_sent__in=[0, 1]), order)
+    assert not selectors.q_matches(selectors.NOTHING, order)
+    for unsupported in (Q(customer_name__icontains="x"), Q(sales_account__name="x"), Q(total__gte=F("total"))):
+        with pytest.raises(ValueError):
+            selectors.q_matches(unsupported, order)
