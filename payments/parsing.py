@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import BinaryIO
 
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from lxml import etree
 
 CAMT_NS = re.compile(r"^urn:iso:std:iso:20022:tech:xsd:camt\.(?P<msg>\d{3})\.001\.(?P<ver>\d{2})$")
@@ -40,12 +42,21 @@ AMOUNT = re.compile(r"^\d{1,10}(\.\d{1,5})?$")
 
 
 class StatementError(Exception):
-    """A file that cannot be read. `str()` is the one line the command prints."""
+    """A file that cannot be read. `str()` is the one line the command prints, in the active
+    language: `problem` is a translatable text (gettext_lazy) with %(name)s placeholders filled
+    from `params` when the line is made, so the upload page says it in German and the command
+    (which runs without translations) in English."""
 
-    def __init__(self, file_name: str, problem: str, *, entry: int | None = None):
-        self.file_name, self.problem, self.entry = file_name, problem, entry
-        where = f"{file_name}: entry {entry}" if entry else file_name
-        super().__init__(f"{where}: {problem}")
+    def __init__(self, file_name: str, problem: str, *, entry: int | None = None, **params):
+        self.file_name, self.problem, self.entry, self.params = file_name, problem, entry, params
+        super().__init__(file_name, problem, entry)
+
+    def __str__(self) -> str:
+        problem = str(self.problem) % self.params if self.params else str(self.problem)
+        if self.entry:
+            return gettext("%(file)s: entry %(entry)d: %(problem)s") % {
+                "file": self.file_name, "entry": self.entry, "problem": problem}
+        return f"{self.file_name}: {problem}"
 
 
 @dataclass
@@ -102,8 +113,8 @@ def sources_of(name: str, opener: Callable[[], BinaryIO]) -> list[Source]:
     if stripped.startswith((b":20:", b"{1:", b":")) or head.startswith((b"\r\n:20:", b"\n:20:")):
         return [_hashed(Source(name, "mt940", opener))]
     if not head:
-        raise StatementError(name, "the file is empty")
-    raise StatementError(name, "not a camt.053 XML file, a ZIP of them or an MT940 file")
+        raise StatementError(name, _("the file is empty"))
+    raise StatementError(name, _("not a camt.053 XML file, a ZIP of them or an MT940 file"))
 
 
 def _hashed(source: Source) -> Source:
@@ -120,18 +131,18 @@ def _zip_sources(name: str, opener: Callable[[], BinaryIO]) -> list[Source]:
         with opener() as f, zipfile.ZipFile(f) as archive:
             infos = [i for i in archive.infolist() if not i.is_dir()]
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
-        raise StatementError(name, f"not a readable ZIP file (truncated or corrupt: {exc})") from None
+        raise StatementError(name, _("not a readable ZIP file (truncated or corrupt: %(error)s)"), error=exc) from None
     if not infos:
-        raise StatementError(name, "the ZIP file holds no statements")
+        raise StatementError(name, _("the ZIP file holds no statements"))
     if len(infos) > MAX_ZIP_MEMBERS:
-        raise StatementError(name, f"the ZIP file holds more than {MAX_ZIP_MEMBERS} files")
+        raise StatementError(name, _("the ZIP file holds more than %(n)d files"), n=MAX_ZIP_MEMBERS)
     sources = []
     for info in infos:
         member = f"{name}/{info.filename}"
         if info.flag_bits & 0x1:
-            raise StatementError(member, "encrypted ZIP members are not supported")
+            raise StatementError(member, _("encrypted ZIP members are not supported"))
         if info.file_size > MAX_MEMBER_BYTES or info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1024):
-            raise StatementError(member, "unpacks to an implausible size (a ZIP bomb?)")
+            raise StatementError(member, _("unpacks to an implausible size (a ZIP bomb?)"))
 
         def open_member(info=info) -> BinaryIO:
             outer = opener()
@@ -146,13 +157,13 @@ def _zip_sources(name: str, opener: Callable[[], BinaryIO]) -> list[Source]:
             with open_member() as f:
                 head = f.read(8).lstrip(b"\xef\xbb\xbf \t\r\n")
         except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-            raise StatementError(member, f"cannot be unpacked (corrupt ZIP: {exc})") from None
+            raise StatementError(member, _("cannot be unpacked (corrupt ZIP: %(error)s)"), error=exc) from None
         if not head.startswith(b"<"):
-            raise StatementError(member, "a ZIP may hold camt.053 XML files only")
+            raise StatementError(member, _("a ZIP may hold camt.053 XML files only"))
         try:
             sources.append(_hashed(Source(member, "camt053", open_member)))
         except (zipfile.BadZipFile, EOFError, OSError) as exc:
-            raise StatementError(member, f"cannot be unpacked (corrupt ZIP: {exc})") from None
+            raise StatementError(member, _("cannot be unpacked (corrupt ZIP: %(error)s)"), error=exc) from None
     return sources
 
 
@@ -192,9 +203,9 @@ def _prolog(source: Source) -> str:
     root = re.search(r"<[A-Za-z_][^>]*>", text)
     before = text if root is None else text[: root.start()]
     if "<!DOCTYPE" in before.upper() or "<!ENTITY" in before.upper():
-        raise StatementError(source.name, "XML with a document type declaration (DTD) or entities is refused")
+        raise StatementError(source.name, _("XML with a document type declaration (DTD) or entities is refused"))
     if root is None:
-        raise StatementError(source.name, "not XML: no root element in the first 64 KB")
+        raise StatementError(source.name, _("not XML: no root element in the first 64 KB"))
     return root.group()
 
 
@@ -247,24 +258,25 @@ def camt_entries(source: Source) -> Iterator[Entry]:
                     if to:
                         header.period_to = max(filter(None, [header.period_to, to]))
         except etree.XMLSyntaxError as exc:
-            raise StatementError(source.name, f"not well-formed XML: {exc.msg}", entry=index + 1 if ns else None) \
+            raise StatementError(source.name, _("not well-formed XML: %(error)s"), entry=index + 1 if ns else None,
+                                 error=exc.msg) \
                 from None
     if ns is None:
-        raise StatementError(source.name, "not XML: no root element")
+        raise StatementError(source.name, _("not XML: no root element"))
 
 
 def _camt_namespace(name: str, ns: str) -> str:
     match = CAMT_NS.match(ns)
     if not match:
-        raise StatementError(name, f"not a camt.053 statement (root namespace {ns or 'none'!r})")
+        raise StatementError(name, _("not a camt.053 statement (root namespace %(ns)s)"), ns=repr(ns) if ns else "-")
     msg, ver = match["msg"], match["ver"]
     if msg in ("052", "054"):
-        raise StatementError(name, f"camt.{msg} (an intraday report or notification) is not supported; "
-                                   "import the camt.053 day-end statement")
+        raise StatementError(name, _("camt.%(msg)s (an intraday report or notification) is not supported; "
+                                     "import the camt.053 day-end statement"), msg=msg)
     if msg != "053":
-        raise StatementError(name, f"camt.{msg} is not a bank statement (camt.053)")
+        raise StatementError(name, _("camt.%(msg)s is not a bank statement (camt.053)"), msg=msg)
     if ver not in CAMT_VERSIONS:
-        raise StatementError(name, f"camt.053.001.{ver} is not supported (001.02 to 001.08 are)")
+        raise StatementError(name, _("camt.053.001.%(ver)s is not supported (001.02 to 001.08 are)"), ver=ver)
     return ns
 
 
@@ -279,17 +291,18 @@ def _date(text: str | None) -> datetime.date | None:
 
 def _amount(name: str, index: int, el, p: str) -> tuple[Decimal, str]:
     if el is None or not (el.text or "").strip():
-        raise StatementError(name, "the amount is missing", entry=index)
+        raise StatementError(name, _("the amount is missing"), entry=index)
     text = el.text.strip()
     if not AMOUNT.match(text):
-        raise StatementError(name, f"invalid amount {text[:30]!r} (a dot is the decimal separator)", entry=index)
+        raise StatementError(name, _("invalid amount %(amount)s (a dot is the decimal separator)"), entry=index,
+                             amount=repr(text[:30]))
     currency = (el.get("Ccy") or "").strip()
     if not re.fullmatch(r"[A-Z]{3}", currency):
-        raise StatementError(name, f"invalid currency {currency[:10]!r}", entry=index)
+        raise StatementError(name, _("invalid currency %(currency)s"), entry=index, currency=repr(currency[:10]))
     try:
         return Decimal(text), currency
     except InvalidOperation:
-        raise StatementError(name, f"invalid amount {text[:30]!r}", entry=index) from None
+        raise StatementError(name, _("invalid amount %(amount)s"), entry=index, amount=repr(text[:30])) from None
 
 
 def _texts(el, path: str) -> list[str]:
@@ -300,12 +313,13 @@ def _camt_entry(name: str, ntry, p: str, index: int) -> Iterator[Entry]:
     amount, currency = _amount(name, index, ntry.find(f"{p}Amt"), p)
     side = (ntry.findtext(f"{p}CdtDbtInd") or "").strip()
     if side not in ("CRDT", "DBIT"):
-        raise StatementError(name, f"credit/debit indicator {side[:10]!r} is neither CRDT nor DBIT", entry=index)
+        raise StatementError(name, _("credit/debit indicator %(side)s is neither CRDT nor DBIT"), entry=index,
+                             side=repr(side[:10]))
     status = (ntry.findtext(f"{p}Sts/{p}Cd") or ntry.findtext(f"{p}Sts") or "").strip()
     booked_on = _date(ntry.findtext(f"{p}BookgDt/{p}Dt") or ntry.findtext(f"{p}BookgDt/{p}DtTm")) or _date(
         ntry.findtext(f"{p}ValDt/{p}Dt") or ntry.findtext(f"{p}ValDt/{p}DtTm"))
     if booked_on is None:
-        raise StatementError(name, "the booking date is missing or invalid", entry=index)
+        raise StatementError(name, _("the booking date is missing or invalid"), entry=index)
     reversal = (ntry.findtext(f"{p}RvslInd") or "").strip().lower() in ("true", "1")
     codes = _texts(ntry, f"{p}BkTxCd/{p}Domn/{p}Fmly/{p}SubFmlyCd") + _texts(ntry, f"{p}BkTxCd/{p}Prtry/{p}Cd")
     is_return = reversal or any(c in RETURN_SUBFAMILIES or re.search(r"(^|\D)159(\D|$)", c) for c in codes)
@@ -356,7 +370,7 @@ def mt940_entries(source: Source) -> Iterator[Entry]:
     with source.open() as f:
         data = f.read(MAX_MT940_BYTES + 1)
     if len(data) > MAX_MT940_BYTES:
-        raise StatementError(source.name, "MT940 files over 50 MB are not supported")
+        raise StatementError(source.name, _("MT940 files over 50 MB are not supported"))
     for encoding in ("utf-8", "cp1252"):
         try:
             text = data.decode(encoding)
@@ -369,7 +383,7 @@ def mt940_entries(source: Source) -> Iterator[Entry]:
     try:
         transactions.parse(text)
     except Exception as exc:  # the library raises plain ValueErrors and friends on broken fields
-        raise StatementError(source.name, f"not a readable MT940 file: {exc}") from None
+        raise StatementError(source.name, _("not a readable MT940 file: %(error)s"), error=exc) from None
     account = (transactions.data.get("account_identification") or "").replace(" ", "")
     header = source.header = Header(account_iban=account[:34])
     for index, tx in enumerate(transactions, start=1):
@@ -377,7 +391,7 @@ def mt940_entries(source: Source) -> Iterator[Entry]:
         status = d.get("status") or ""
         amount = getattr(d.get("amount"), "amount", None)
         if amount is None:
-            raise StatementError(source.name, "the :61: line has no amount", entry=index)
+            raise StatementError(source.name, _("the :61: line has no amount"), entry=index)
         booked_on = d.get("entry_date") or d.get("date")
         booked_on = datetime.date(booked_on.year, booked_on.month, booked_on.day)
         header.period_from = min(filter(None, [header.period_from, booked_on]))
@@ -407,10 +421,10 @@ _LINE_61 = re.compile(r"^:61:\d{6}(\d{4})?R?[CD][A-Z]?\d{1,12},\d{0,2}[NSF][A-Z0
 def _check_mt940_lines(name: str, text: str) -> None:
     """The library skips what it cannot read; a statement must not lose an entry silently."""
     if ":20:" not in text or ":61:" not in text and ":62F:" not in text:
-        raise StatementError(name, "not an MT940 statement (no :20: and :61:/:62F: fields)")
+        raise StatementError(name, _("not an MT940 statement (no :20: and :61:/:62F: fields)"))
     for index, line in enumerate((ln for ln in text.splitlines() if ln.startswith(":61:")), start=1):
         if not _LINE_61.match(line):
-            raise StatementError(name, f"broken :61: line {line[:60]!r}", entry=index)
+            raise StatementError(name, _("broken :61: line %(line)s"), entry=index, line=repr(line[:60]))
 
 
 # --- source ids -------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db.models import DecimalField, F, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import DecimalField, F, OuterRef, Prefetch, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, Upper
 
 from orders.models import Order
@@ -27,7 +27,7 @@ def with_paid_amount(qs: QuerySet[Order]) -> QuerySet[Order]:
 
 
 def order_payments_summary(order: Order) -> dict:
-    payments = list(order.payments.select_related("statement").order_by("booked_on", "id"))
+    payments = list(order.payments.select_related("statement", "parent").order_by("booked_on", "id"))
     paid = sum((p.amount for p in payments if p.kind == Payment.Kind.CREDIT), Decimal("0"))
     return {"payments": payments, "paid": paid, "outstanding": order.outstanding if payments or order.is_open
             else Decimal("0"), "overpaid": max(paid - order.total, Decimal("0"))}
@@ -35,6 +35,19 @@ def order_payments_summary(order: Order) -> dict:
 
 def unmatched_payments() -> QuerySet[Payment]:
     return Payment.objects.filter(UNMATCHED).select_related("statement").order_by("-booked_on", "-id")
+
+
+def dismissed_payments() -> QuerySet[Payment]:
+    """Credits staff marked "not an order payment", latest first (to put one back)."""
+    return (Payment.objects.filter(dismissed_at__isnull=False).select_related("dismissed_by")
+            .order_by("-dismissed_at", "-id"))
+
+
+def split_payments() -> QuerySet[Payment]:
+    """Credits split over several orders, latest first, with their parts and orders (two queries)."""
+    parts = Payment.objects.select_related("order").order_by("id")
+    return (Payment.objects.filter(split_at__isnull=False).select_related("split_by")
+            .prefetch_related(Prefetch("parts", queryset=parts)).order_by("-split_at", "-id"))
 
 
 def unmatched_count() -> int:

@@ -77,7 +77,8 @@ def test_assign_refusals_are_messages(bo_client, place):
     upload(bo_client, xml())
     payment = Payment.objects.get(reference__contains="A100002")
     response = bo_client.post(f"/payments/{payment.pk}/action/", {"action": "assign", "order": "nope"}, follow=True)
-    assert response.status_code == 200 and "genau einer Bestellung" in response.content.decode()
+    assert response.status_code == 200
+    assert "Geben Sie die Nummer genau eines Auftrags ein (nope)." in response.content.decode()
     assert bo_client.post(f"/payments/{payment.pk}/action/", {"action": "x"}).status_code == 302
     assert bo_client.post("/payments/999999/action/", {"action": "dismiss"}).status_code == 404
 
