@@ -31,6 +31,7 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from common.bulk import insert_rows
 from common.dates import local_midnight
 from common.iterables import chunked
 from orders.audit import order_events_log
@@ -216,7 +217,7 @@ def _import_batch(statement: BankStatement, batch: list[Entry], counts: ImportRe
         order = matching.match(p.reference, p.currency, orders)
         if order is not None:
             p.order_id, p.matched_by, p.matched_at = order.id, Payment.MatchedBy.AUTO, now
-    Payment.objects.bulk_create(rows, batch_size=1000)
+    insert_rows(Payment, rows)  # COPY on PostgreSQL (common/bulk.py), with the pks the audit rows name
     matched = [p for p in credits if p.order_id]
     counts.matched += len(matched)
     counts.unmatched += len(credits) - len(matched)
