@@ -36,7 +36,7 @@ bench: install
 
 # camt.053 import: 100,000 credit entries against 1,000,000 orders (PostgreSQL only; BENCH_ARGS="--entries 10000")
 bench-payments: install
-	DJANGO_DEBUG=false $(PY) scripts/bench_payments.py --output docs/benchmarks.md $(BENCH_ARGS)
+	DJANGO_DEBUG=false $(PY) scripts/bench_payments.py --output docs/benchmarks-payments.md $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) db.sqlite3* var/* staticfiles

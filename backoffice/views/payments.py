@@ -126,9 +126,7 @@ def unmatched(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:64]
     for payment in payments:
         payment.suggestions = payment_suggestions(payment, limit=5)
-        # the split form starts with the orders the texts name (two orders in one transfer)
-        named = [o for o in payment.suggestions if o.is_open][:SPLIT_ROWS]
-        payment.split_rows = [(o.number, o.total) for o in named] + [("", None)] * (SPLIT_ROWS - len(named))
+        payment.split_rows = _split_rows(payment)
     found = []
     if query:
         found = list(Order.objects.filter(Q(number__iexact=query) | Q(customer_name__icontains=query),
@@ -148,6 +146,18 @@ def unmatched_count_json(request: HttpRequest) -> JsonResponse:
 
 
 SPLIT_ROWS = 3  # order/amount rows the split form shows (the service takes up to MAX_PARTS)
+
+
+def _split_rows(payment: Payment) -> list[tuple[str, Decimal | None]]:
+    """The split form starts with the open orders the texts name (two orders in one transfer), each
+    with its total as far as the payment reaches, in the order shown."""
+    rows: list[tuple[str, Decimal | None]] = []
+    left = payment.amount
+    for order in [o for o in payment.suggestions if o.is_open][:SPLIT_ROWS]:
+        amount = min(order.total, left)
+        rows.append((order.number, amount if amount > 0 else None))
+        left -= amount
+    return rows + [("", None)] * (SPLIT_ROWS - len(rows))
 _AMOUNT = re.compile(r"^\d{1,10}([.,]\d{1,2})?$")
 
 

@@ -157,7 +157,7 @@ def test_overview_labels_partly_paid_orders_with_constant_queries(bo_client, pla
     url = "/orders/open-payments/"
     page = bo_client.get(url).content.decode()
     assert page.count("teilweise bezahlt") == 1
-    assert "teilweise bezahlt, 29,90\xa0€ offen" in page
+    assert 'teilweise bezahlt<br><span class="outstanding">29,90\xa0€ offen</span>' in page
     assert "Bisher bezahlt: 20,00\xa0€" in page
     with CaptureQueriesContext(connection) as few:
         bo_client.get(url)
