@@ -42,7 +42,7 @@ def queue(transactional_db, staff):  # noqa: F811
     return orders
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str) -> None:  # noqa: F811
     if os.environ.get("SCREENSHOTS"):
         page.screenshot(path=str(SHOTS / name), full_page=True)
 
@@ -89,9 +89,16 @@ def _flow(queue, live_server, page):  # noqa: F811
     first.refresh_from_db()
     assert first.paid_at is not None
 
+    page.goto(f"{live_server.url}/orders/{second.pk}/")
+    payments = page.locator("#payments")
+    expect(payments.locator("#outstanding")).to_contain_text("3,00\xa0€")
+    expect(payments.get_by_role("button", name="Aufteilung aufheben")).to_have_count(1)  # a part: no "unassign"
+    shot(page, "order-split-part-de.png")
+
     page.goto(f"{live_server.url}/orders/open-payments/")
     label = page.locator("tr", has_text="A100010").locator(".badge.partly-paid")
-    expect(label).to_have_text("teilweise bezahlt\n3,00\xa0€ offen")
+    expect(label).to_contain_text("teilweise bezahlt")
+    expect(label.locator(".outstanding")).to_have_text("3,00\xa0€ offen")
     shot(page, "overview-partly-paid-de.png")
 
     page.goto(f"{live_server.url}/payments/unmatched/")
