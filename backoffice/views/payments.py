@@ -23,8 +23,8 @@ from payments.models import Payment
 from payments.selectors import (
     dismissed_payments,
     overpaid_orders,
-    payment_suggestions,
     split_payments,
+    suggestions_by_payment,
     unmatched_count,
     unmatched_payments,
 )
@@ -124,8 +124,9 @@ class _NoClose:
 def unmatched(request: HttpRequest) -> HttpResponse:
     payments = list(unmatched_payments()[:200])
     query = request.GET.get("q", "").strip()[:64]
+    suggestions = suggestions_by_payment(payments, limit=5)  # two queries for all rows
     for payment in payments:
-        payment.suggestions = payment_suggestions(payment, limit=5)
+        payment.suggestions = suggestions[payment.pk]
         payment.split_rows = _split_rows(payment)
     found = []
     if query:

@@ -188,3 +188,22 @@ def test_upload_problems_are_german_on_the_page_and_english_in_the_command(bo_cl
     assert capsys.readouterr().err.strip().splitlines() == [
         "kaputt.xml: entry 3: invalid amount '20,00' (a dot is the decimal separator)"]
     assert not Payment.objects.exists()
+
+
+def test_unmatched_page_queries_do_not_grow_with_payments(bo_client, place, now_real):
+    def add(prefix: str, n: int) -> None:
+        for i in range(n):
+            place(10, number=f"{prefix}{i}", customer_name=f"Kunde {prefix}{i}", total=Decimal("12.00"))
+            Payment.objects.create(amount=Decimal("12.00"), currency="EUR", booked_on=now_real.date(),
+                                   source_id=f"q:{prefix}{i}", reference=f"Auftrag {prefix}{i} / {prefix}X{i}",
+                                   counterparty_name=f"Kunde {prefix}{i}")
+
+    add("F", 2)
+    bo_client.get("/payments/unmatched/")
+    with CaptureQueriesContext(connection) as few:
+        bo_client.get("/payments/unmatched/")
+    add("M", 12)
+    with CaptureQueriesContext(connection) as many:
+        page = bo_client.get("/payments/unmatched/").content.decode()
+    assert page.count('class="split"') == 14 and 'value="M11"' in page  # each row with its suggestion
+    assert len(few.captured_queries) == len(many.captured_queries)
