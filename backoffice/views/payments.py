@@ -150,11 +150,17 @@ SPLIT_ROWS = 3  # order/amount rows the split form shows (the service takes up t
 
 
 def _split_rows(payment: Payment) -> list[tuple[str, Decimal | None]]:
-    """The split form starts with the open orders the texts name (two orders in one transfer), each
-    with its total as far as the payment reaches, in the order shown."""
+    """The split form starts with the open orders the texts name (two orders in one transfer), in
+    the order the texts name them, each with its total as far as the payment reaches."""
     rows: list[tuple[str, Decimal | None]] = []
     left = payment.amount
-    for order in [o for o in payment.suggestions if o.is_open][:SPLIT_ROWS]:
+    text = payment.reference.upper()
+
+    def position(order: Order) -> int:
+        found = text.find(order.number.upper())
+        return found if found >= 0 else len(text)
+
+    for order in sorted((o for o in payment.suggestions if o.is_open), key=position)[:SPLIT_ROWS]:
         amount = min(order.total, left)
         rows.append((order.number, amount if amount > 0 else None))
         left -= amount
