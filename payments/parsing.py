@@ -305,47 +305,82 @@ def _amount(name: str, index: int, el, p: str) -> tuple[Decimal, str]:
         raise StatementError(name, _("invalid amount %(amount)s"), entry=index, amount=repr(text[:30])) from None
 
 
-def _texts(el, path: str) -> list[str]:
-    return [t.strip() for t in (x.text for x in el.iterfind(path)) if t and t.strip()]
+class _Fields:
+    """The elements below one element by their path of local names ("Sts/Cd"), found in ONE walk
+    of its subtree: a path lookup per field (`findtext("{ns}Sts/{ns}Cd")`, about 25 per entry)
+    was most of the parser's time. `skip` leaves one child subtree out (an entry's NtryDtls:
+    each transaction is read on its own)."""
+
+    __slots__ = ("found",)
+
+    def __init__(self, el, plen: int, skip: str = ""):
+        found: dict[str, list] = {}
+
+        def walk(node, prefix: str) -> None:
+            for child in node:
+                tag = child.tag
+                if not isinstance(tag, str):  # an entity reference (entities are never resolved)
+                    continue
+                path = prefix + tag[plen:]
+                if path == skip:
+                    continue
+                found.setdefault(path, []).append(child)
+                if len(child):
+                    walk(child, path + "/")
+
+        walk(el, "")
+        self.found = found
+
+    def el(self, path: str):
+        els = self.found.get(path)
+        return els[0] if els else None
+
+    def text(self, path: str) -> str:
+        """The first element's text, stripped ("" when there is none), as `findtext(...) or ""`."""
+        els = self.found.get(path)
+        return (els[0].text or "").strip() if els else ""
+
+    def texts(self, path: str) -> list[str]:
+        return [t.strip() for t in (x.text for x in self.found.get(path, ())) if t and t.strip()]
 
 
 def _camt_entry(name: str, ntry, p: str, index: int) -> Iterator[Entry]:
-    amount, currency = _amount(name, index, ntry.find(f"{p}Amt"), p)
-    side = (ntry.findtext(f"{p}CdtDbtInd") or "").strip()
+    plen = len(p)
+    f = _Fields(ntry, plen, skip="NtryDtls")
+    amount, currency = _amount(name, index, f.el("Amt"), p)
+    side = f.text("CdtDbtInd")
     if side not in ("CRDT", "DBIT"):
         raise StatementError(name, _("credit/debit indicator %(side)s is neither CRDT nor DBIT"), entry=index,
                              side=repr(side[:10]))
-    status = (ntry.findtext(f"{p}Sts/{p}Cd") or ntry.findtext(f"{p}Sts") or "").strip()
-    booked_on = _date(ntry.findtext(f"{p}BookgDt/{p}Dt") or ntry.findtext(f"{p}BookgDt/{p}DtTm")) or _date(
-        ntry.findtext(f"{p}ValDt/{p}Dt") or ntry.findtext(f"{p}ValDt/{p}DtTm"))
+    status = f.text("Sts/Cd") or f.text("Sts")
+    booked_on = _date(f.text("BookgDt/Dt") or f.text("BookgDt/DtTm")) or _date(
+        f.text("ValDt/Dt") or f.text("ValDt/DtTm"))
     if booked_on is None:
         raise StatementError(name, _("the booking date is missing or invalid"), entry=index)
-    reversal = (ntry.findtext(f"{p}RvslInd") or "").strip().lower() in ("true", "1")
-    codes = _texts(ntry, f"{p}BkTxCd/{p}Domn/{p}Fmly/{p}SubFmlyCd") + _texts(ntry, f"{p}BkTxCd/{p}Prtry/{p}Cd")
+    reversal = f.text("RvslInd").lower() in ("true", "1")
+    codes = f.texts("BkTxCd/Domn/Fmly/SubFmlyCd") + f.texts("BkTxCd/Prtry/Cd")
     is_return = reversal or any(c in RETURN_SUBFAMILIES or re.search(r"(^|\D)159(\D|$)", c) for c in codes)
-    entry_ref = (ntry.findtext(f"{p}AcctSvcrRef") or "").strip()
-    extra = _texts(ntry, f"{p}AddtlNtryInf")
-    txs = list(ntry.iterfind(f"{p}NtryDtls/{p}TxDtls"))
-    split = len(txs) > 1 and all(_tx_amount(tx, p) is not None for tx in txs)
+    entry_ref = f.text("AcctSvcrRef")
+    extra = f.texts("AddtlNtryInf")
+    txs = [_Fields(tx, plen) for tx in ntry.iterfind(f"{p}NtryDtls/{p}TxDtls")]
+    split = len(txs) > 1 and all(_tx_amount(tx) is not None for tx in txs)
     for n, tx in enumerate(txs if split else [txs[0] if txs else None], start=1):
         tx_amount, tx_currency = amount, currency
         if split:
-            tx_amount, tx_currency = _amount(name, index, _tx_amount(tx, p), p)
+            tx_amount, tx_currency = _amount(name, index, _tx_amount(tx), p)
         texts, e2e, cp_name, cp_iban, tx_ref = [], "", "", "", ""
         if tx is not None:
-            e2e = (tx.findtext(f"{p}Refs/{p}EndToEndId") or "").strip()
+            e2e = tx.text("Refs/EndToEndId")
             if e2e.upper() == "NOTPROVIDED":
                 e2e = ""
-            tx_ref = (tx.findtext(f"{p}Refs/{p}AcctSvcrRef") or "").strip()
-            texts = (_texts(tx, f"{p}RmtInf/{p}Ustrd") + _texts(tx, f"{p}RmtInf/{p}Strd/{p}CdtrRefInf/{p}Ref")
-                     + _texts(tx, f"{p}AddtlTxInf"))
+            tx_ref = tx.text("Refs/AcctSvcrRef")
+            texts = tx.texts("RmtInf/Ustrd") + tx.texts("RmtInf/Strd/CdtrRefInf/Ref") + tx.texts("AddtlTxInf")
             # the other party: the debtor of a credit, the creditor of a debit (001.08 wraps it in Pty)
             party = "Dbtr" if side == "CRDT" else "Cdtr"
-            cp_name = (tx.findtext(f"{p}RltdPties/{p}{party}/{p}Nm")
-                       or tx.findtext(f"{p}RltdPties/{p}{party}/{p}Pty/{p}Nm") or "").strip()
-            cp_iban = (tx.findtext(f"{p}RltdPties/{p}{party}Acct/{p}Id/{p}IBAN") or "").strip().replace(" ", "")
-            tx_codes = _texts(tx, f"{p}BkTxCd/{p}Domn/{p}Fmly/{p}SubFmlyCd")
-            if tx.find(f"{p}RtrInf") is not None or any(c in RETURN_SUBFAMILIES for c in tx_codes):
+            cp_name = tx.text(f"RltdPties/{party}/Nm") or tx.text(f"RltdPties/{party}/Pty/Nm")
+            cp_iban = tx.text(f"RltdPties/{party}Acct/Id/IBAN").replace(" ", "")
+            tx_codes = tx.texts("BkTxCd/Domn/Fmly/SubFmlyCd")
+            if tx.el("RtrInf") is not None or any(c in RETURN_SUBFAMILIES for c in tx_codes):
                 is_return = True
         if e2e:
             texts.append(e2e)
@@ -358,8 +393,8 @@ def _camt_entry(name: str, ntry, p: str, index: int) -> Iterator[Entry]:
                     source_id=ref)
 
 
-def _tx_amount(tx, p: str):
-    return tx.find(f"{p}Amt") if tx.find(f"{p}Amt") is not None else tx.find(f"{p}AmtDtls/{p}TxAmt/{p}Amt")
+def _tx_amount(tx: _Fields):
+    return tx.el("Amt") if tx.el("Amt") is not None else tx.el("AmtDtls/TxAmt/Amt")
 
 
 # --- MT940 ------------------------------------------------------------------------------------
