@@ -1,6 +1,6 @@
 """The statement upload in a real browser (Chromium through Playwright): sign in, upload a camt.053
 file, see the one-line result in German, the order paid, the badge counting the unmatched
-payment; then a corrupt file: a clear error, status 400, nothing written."""
+payment; then a corrupt file: a clear error in German, status 400, nothing written."""
 
 import re
 from decimal import Decimal
@@ -60,5 +60,6 @@ def _upload_page(order, live_server, page, tmp_path):  # noqa: F811
     page.set_input_files("input[name=files]", str(bad))
     page.click("form[enctype] button[type=submit]")
     error = page.locator("#upload-error").inner_text()
-    assert "kaputt.xml: entry 3: invalid amount '20,00'" in error
+    # the problem in the page's language (the command prints it in English)
+    assert "kaputt.xml: Buchung 3: ungültiger Betrag '20,00' (Dezimaltrennzeichen ist der Punkt)" in error
     assert BankStatement.objects.count() == 1 and Payment.objects.count() == 3
