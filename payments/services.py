@@ -531,7 +531,7 @@ def payment_split(*, payment_id: int, parts: Sequence[tuple[int, Decimal]], user
     with transaction.atomic():
         payment = _locked_credit(payment_id)
         if payment.kind != Payment.Kind.CREDIT or payment.parent_id is not None:
-            raise PaymentActionError(_("Only a credit from the bank can be split."))
+            raise PaymentActionError(_("Only a credit that is not a part of a split can be split."))
         if payment.order_id is not None:
             raise PaymentActionError(_("This payment is already assigned to an order."))
         if payment.split_at is not None:
