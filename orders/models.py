@@ -99,7 +99,11 @@ class Order(models.Model):
             models.Index(fields=["flagged_for_cancellation_at"], condition=OPEN, name="order_open_flagged_idx"),
             # Bank payments are matched by order number found in the remittance text, case-insensitively,
             # against open orders of every account (payments.matching): one index probe per candidate.
-            models.Index(Upper("number"), condition=OPEN, name="order_open_number_upper_idx"),
+            # NOT partial: PostgreSQL keeps statistics of an index expression only for a full index;
+            # with the partial one alone it guessed ~all rows for `UPPER(number) IN (3,000 values)` and
+            # scanned the table (0.3 s per batch of 2,000 payments at 1M orders; 7 ms with this one).
+            # It also serves the payment.unmatched lookup and the suggestions (orders in any state).
+            models.Index(Upper("number"), name="order_number_upper_idx"),
             models.Index(fields=["sales_account", "updated_at", "id"], name="order_account_updated_idx"),
         ]
 
@@ -176,6 +180,8 @@ class OrderEvent(models.Model):
         PAYMENT_UNASSIGNED = "payment_unassigned", _("Bank payment unassigned")
         PAID_BY_BANK = "paid_by_bank", _("Paid (bank payments cover the total)")
         REOPENED_BY_UNASSIGN = "reopened_by_unassign", _("Reopened: payments no longer cover the total")
+        PAYMENT_PART_ASSIGNED = "payment_part_assigned", _("Part of a split bank payment assigned")
+        PAYMENT_SPLIT_UNDONE = "payment_split_undone", _("Split of a bank payment undone (part taken off)")
         AUTO_FLAG = "auto_flag", _("Flagged for cancellation (automatic)")
         AUTO_CANCEL = "auto_cancel", _("Cancelled (automatic)")
         AUTO_CANCEL_AND_RELEASE = "auto_cancel_and_release_reservation", _(

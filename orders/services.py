@@ -344,18 +344,18 @@ def orders_mark_paid_by_bank(
     if not paid:
         return []
     done: list[int] = []
-    rows = Order.objects.filter(OPEN, id__in=list(paid)).only("id", "ordered_at", "number", "sales_account_id")
+    rows = Order.objects.filter(OPEN, id__in=list(paid)).values_list("id", "ordered_at", "number", "sales_account_id")
     by_value: dict[datetime.datetime, list[int]] = {}
     events = []
     hooks = []
-    for order in rows:
-        paid_at, details = paid[order.id]
-        if local_date(paid_at) < local_date(order.ordered_at):
-            paid_at = local_midnight(local_date(order.ordered_at))
-        by_value.setdefault(paid_at, []).append(order.id)
-        events.append((order.id, {**details, "paid_at": paid_at.isoformat()}))
-        hooks.append((order.sales_account_id, {"order_number": order.number, "paid_at": paid_at.isoformat()}))
-        done.append(order.id)
+    for order_id, ordered_at, number, sales_account_id in rows:  # tuples: 85,000 orders per import at scale
+        paid_at, details = paid[order_id]
+        if local_date(paid_at) < local_date(ordered_at):
+            paid_at = local_midnight(local_date(ordered_at))
+        by_value.setdefault(paid_at, []).append(order_id)
+        events.append((order_id, {**details, "paid_at": paid_at.isoformat()}))
+        hooks.append((sales_account_id, {"order_number": number, "paid_at": paid_at.isoformat()}))
+        done.append(order_id)
     for paid_at, ids in by_value.items():
         Order.objects.filter(id__in=ids).update(paid_at=paid_at, updated_at=touched())
     order_events_log(events, action=Action.PAID_BY_BANK, at=now, user=user)

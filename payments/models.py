@@ -3,7 +3,17 @@
 A `Payment` belongs to at most one order (`order` empty while unmatched). Its `source_id` is
 unique: the bank's entry reference where the bank gives one, otherwise a stable hash of the
 entry's fields, so importing the same entry again adds nothing. Returns and reversals are stored
-(`kind=return`) for the record and never matched. The rules are in docs/rules/payments.md."""
+(`kind=return`) for the record and never matched.
+
+Splitting one credit over several orders of one customer makes **parts**: child payments
+(`parent` = the credit split, `source_id` `split:<parent id>:<n>`), each on one order, amounts
+adding up to the parent's. The parent keeps its bank `source_id` (a re-import stays a duplicate),
+is marked `split_at` and belongs to no order, so everything that reads an order's payments
+(`Order.outstanding`, the paid rule, the claim's `claim_payments_by_order`) sees the parts and
+never the parent twice. Rejected: allocation rows next to `Payment.order` (every reader of an
+order's payments would have had to read two tables). Undoing a split deletes the parts (their
+audit rows keep them) and puts the parent back into the queue. `PaymentEvent` audits what staff do
+to a payment that belongs to no order. The rules are in docs/rules/payments.md."""
 
 from __future__ import annotations
 
@@ -85,6 +95,12 @@ class Payment(models.Model):
     dismissed_at = models.DateTimeField(_("not an order payment since"), null=True, blank=True)
     dismissed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="+", verbose_name=_("dismissed by"))
+    # a part of a credit split over several orders (the parent is marked split_at and has no order)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="parts",
+                               verbose_name=_("part of"))
+    split_at = models.DateTimeField(_("split at"), null=True, blank=True)
+    split_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+", verbose_name=_("split by"))
 
     class Meta:
         verbose_name = _("payment")
@@ -96,6 +112,12 @@ class Payment(models.Model):
                                    name="payment_return_never_matched"),
             models.CheckConstraint(condition=Q(order__isnull=True) | Q(dismissed_at__isnull=True),
                                    name="payment_matched_or_dismissed"),
+            # a split credit is on no order itself (its parts are), and a part is always on one
+            models.CheckConstraint(condition=Q(split_at__isnull=True)
+                                   | Q(order__isnull=True, dismissed_at__isnull=True),
+                                   name="payment_split_on_no_order"),
+            models.CheckConstraint(condition=Q(parent__isnull=True) | Q(order__isnull=False, kind="credit"),
+                                   name="payment_part_on_an_order"),
         ]
         indexes = [
             # the unmatched queue (and the dunning run's re-match): small, partial
@@ -107,4 +129,32 @@ class Payment(models.Model):
         return f"{self.amount} {self.currency} {self.booked_on}"
 
 
-UNMATCHED = Q(order__isnull=True, kind=Payment.Kind.CREDIT, dismissed_at__isnull=True)
+class PaymentEvent(models.Model):
+    """Audit trail of staff's actions on a payment as such ("not an order payment" and back, split and
+    its undo); what happens to an order is in its `OrderEvent`s. Written by
+    `payments.services.payment_events_log` in the same transaction as the change."""
+
+    class Action(models.TextChoices):
+        DISMISSED = "dismissed", _("Marked as not an order payment")
+        UNDISMISSED = "undismissed", _("Back in the unmatched queue")
+        SPLIT = "split", _("Payment split over several orders")
+        SPLIT_UNDONE = "split_undone", _("Split undone")
+
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="events",
+                                verbose_name=_("payment"))
+    action = models.CharField(_("action"), max_length=20, choices=Action.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+", verbose_name=_("user"))
+    at = models.DateTimeField(_("at"))
+    details = models.JSONField(_("details"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("payment event")
+        verbose_name_plural = _("payment events")
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.payment_id} {self.action} {self.at:%Y-%m-%d %H:%M}"
+
+
+UNMATCHED = Q(order__isnull=True, kind=Payment.Kind.CREDIT, dismissed_at__isnull=True, split_at__isnull=True)

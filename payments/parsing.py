@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import BinaryIO
 
-from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from lxml import etree
 
 CAMT_NS = re.compile(r"^urn:iso:std:iso:20022:tech:xsd:camt\.(?P<msg>\d{3})\.001\.(?P<ver>\d{2})$")
@@ -41,23 +42,21 @@ AMOUNT = re.compile(r"^\d{1,10}(\.\d{1,5})?$")
 
 
 class StatementError(Exception):
-    """A file that cannot be read. `str()` is the one line the command prints (English, as every
-    command's output); `localized()` the same line in the active language, for the upload page.
-    `problem` is a message marked with gettext_noop, `%(name)s` filled from `params`."""
+    """A file that cannot be read. `str()` is the one line the command prints, in the active
+    language: `problem` is a translatable text (gettext_lazy) with %(name)s placeholders filled
+    from `params` when the line is made, so the upload page says it in German and the command
+    (which runs without translations) in English."""
 
-    def __init__(self, file_name: str, problem: str, *, entry: int | None = None, **params: object):
+    def __init__(self, file_name: str, problem: str, *, entry: int | None = None, **params):
         self.file_name, self.problem, self.entry, self.params = file_name, problem, entry, params
-        super().__init__(self._line(lambda text: text))
+        super().__init__(file_name, problem, entry)
 
-    def localized(self) -> str:
-        return self._line(gettext)
-
-    def _line(self, translate) -> str:
-        problem = translate(self.problem) % self.params if self.params else translate(self.problem)
-        if not self.entry:
-            return f"{self.file_name}: {problem}"
-        return translate("%(file)s: entry %(entry)s: %(problem)s") % {
-            "file": self.file_name, "entry": self.entry, "problem": problem}
+    def __str__(self) -> str:
+        problem = str(self.problem) % self.params if self.params else str(self.problem)
+        if self.entry:
+            return gettext("%(file)s: entry %(entry)d: %(problem)s") % {
+                "file": self.file_name, "entry": self.entry, "problem": problem}
+        return f"{self.file_name}: {problem}"
 
 
 @dataclass
@@ -114,8 +113,8 @@ def sources_of(name: str, opener: Callable[[], BinaryIO]) -> list[Source]:
     if stripped.startswith((b":20:", b"{1:", b":")) or head.startswith((b"\r\n:20:", b"\n:20:")):
         return [_hashed(Source(name, "mt940", opener))]
     if not head:
-        raise StatementError(name, gettext_noop("the file is empty"))
-    raise StatementError(name, gettext_noop("not a camt.053 XML file, a ZIP of them or an MT940 file"))
+        raise StatementError(name, _("the file is empty"))
+    raise StatementError(name, _("not a camt.053 XML file, a ZIP of them or an MT940 file"))
 
 
 def _hashed(source: Source) -> Source:
@@ -132,19 +131,18 @@ def _zip_sources(name: str, opener: Callable[[], BinaryIO]) -> list[Source]:
         with opener() as f, zipfile.ZipFile(f) as archive:
             infos = [i for i in archive.infolist() if not i.is_dir()]
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
-        raise StatementError(
-            name, gettext_noop("not a readable ZIP file (truncated or corrupt: %(error)s)"), error=exc) from None
+        raise StatementError(name, _("not a readable ZIP file (truncated or corrupt: %(error)s)"), error=exc) from None
     if not infos:
-        raise StatementError(name, gettext_noop("the ZIP file holds no statements"))
+        raise StatementError(name, _("the ZIP file holds no statements"))
     if len(infos) > MAX_ZIP_MEMBERS:
-        raise StatementError(name, gettext_noop("the ZIP file holds more than %(n)s files"), n=MAX_ZIP_MEMBERS)
+        raise StatementError(name, _("the ZIP file holds more than %(n)d files"), n=MAX_ZIP_MEMBERS)
     sources = []
     for info in infos:
         member = f"{name}/{info.filename}"
         if info.flag_bits & 0x1:
-            raise StatementError(member, gettext_noop("encrypted ZIP members are not supported"))
+            raise StatementError(member, _("encrypted ZIP members are not supported"))
         if info.file_size > MAX_MEMBER_BYTES or info.file_size > MAX_ZIP_RATIO * max(info.compress_size, 1024):
-            raise StatementError(member, gettext_noop("unpacks to an implausible size (a ZIP bomb?)"))
+            raise StatementError(member, _("unpacks to an implausible size (a ZIP bomb?)"))
 
         def open_member(info=info) -> BinaryIO:
             outer = opener()
@@ -159,15 +157,13 @@ def _zip_sources(name: str, opener: Callable[[], BinaryIO]) -> list[Source]:
             with open_member() as f:
                 head = f.read(8).lstrip(b"\xef\xbb\xbf \t\r\n")
         except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-            raise StatementError(
-                member, gettext_noop("cannot be unpacked (corrupt ZIP: %(error)s)"), error=exc) from None
+            raise StatementError(member, _("cannot be unpacked (corrupt ZIP: %(error)s)"), error=exc) from None
         if not head.startswith(b"<"):
-            raise StatementError(member, gettext_noop("a ZIP may hold camt.053 XML files only"))
+            raise StatementError(member, _("a ZIP may hold camt.053 XML files only"))
         try:
             sources.append(_hashed(Source(member, "camt053", open_member)))
         except (zipfile.BadZipFile, EOFError, OSError) as exc:
-            raise StatementError(
-                member, gettext_noop("cannot be unpacked (corrupt ZIP: %(error)s)"), error=exc) from None
+            raise StatementError(member, _("cannot be unpacked (corrupt ZIP: %(error)s)"), error=exc) from None
     return sources
 
 
@@ -207,10 +203,9 @@ def _prolog(source: Source) -> str:
     root = re.search(r"<[A-Za-z_][^>]*>", text)
     before = text if root is None else text[: root.start()]
     if "<!DOCTYPE" in before.upper() or "<!ENTITY" in before.upper():
-        raise StatementError(
-            source.name, gettext_noop("XML with a document type declaration (DTD) or entities is refused"))
+        raise StatementError(source.name, _("XML with a document type declaration (DTD) or entities is refused"))
     if root is None:
-        raise StatementError(source.name, gettext_noop("not XML: no root element in the first 64 KB"))
+        raise StatementError(source.name, _("not XML: no root element in the first 64 KB"))
     return root.group()
 
 
@@ -263,25 +258,25 @@ def camt_entries(source: Source) -> Iterator[Entry]:
                     if to:
                         header.period_to = max(filter(None, [header.period_to, to]))
         except etree.XMLSyntaxError as exc:
-            raise StatementError(source.name, gettext_noop("not well-formed XML: %(error)s"), error=exc.msg,
-                                 entry=index + 1 if ns else None) from None
+            raise StatementError(source.name, _("not well-formed XML: %(error)s"), entry=index + 1 if ns else None,
+                                 error=exc.msg) \
+                from None
     if ns is None:
-        raise StatementError(source.name, gettext_noop("not XML: no root element"))
+        raise StatementError(source.name, _("not XML: no root element"))
 
 
 def _camt_namespace(name: str, ns: str) -> str:
     match = CAMT_NS.match(ns)
     if not match:
-        raise StatementError(name, gettext_noop("not a camt.053 statement (root namespace %(ns)r)"), ns=ns or "none")
+        raise StatementError(name, _("not a camt.053 statement (root namespace %(ns)s)"), ns=repr(ns) if ns else "-")
     msg, ver = match["msg"], match["ver"]
     if msg in ("052", "054"):
-        raise StatementError(name, gettext_noop("camt.%(msg)s (an intraday report or notification) is not supported; "
-                                                "import the camt.053 day-end statement"), msg=msg)
+        raise StatementError(name, _("camt.%(msg)s (an intraday report or notification) is not supported; "
+                                     "import the camt.053 day-end statement"), msg=msg)
     if msg != "053":
-        raise StatementError(name, gettext_noop("camt.%(msg)s is not a bank statement (camt.053)"), msg=msg)
+        raise StatementError(name, _("camt.%(msg)s is not a bank statement (camt.053)"), msg=msg)
     if ver not in CAMT_VERSIONS:
-        raise StatementError(
-            name, gettext_noop("camt.053.001.%(ver)s is not supported (001.02 to 001.08 are)"), ver=ver)
+        raise StatementError(name, _("camt.053.001.%(ver)s is not supported (001.02 to 001.08 are)"), ver=ver)
     return ns
 
 
@@ -296,61 +291,96 @@ def _date(text: str | None) -> datetime.date | None:
 
 def _amount(name: str, index: int, el, p: str) -> tuple[Decimal, str]:
     if el is None or not (el.text or "").strip():
-        raise StatementError(name, gettext_noop("the amount is missing"), entry=index)
+        raise StatementError(name, _("the amount is missing"), entry=index)
     text = el.text.strip()
     if not AMOUNT.match(text):
-        raise StatementError(name, gettext_noop("invalid amount %(text)r (a dot is the decimal separator)"),
-                             text=text[:30], entry=index)
+        raise StatementError(name, _("invalid amount %(amount)s (a dot is the decimal separator)"), entry=index,
+                             amount=repr(text[:30]))
     currency = (el.get("Ccy") or "").strip()
     if not re.fullmatch(r"[A-Z]{3}", currency):
-        raise StatementError(name, gettext_noop("invalid currency %(text)r"), text=currency[:10], entry=index)
+        raise StatementError(name, _("invalid currency %(currency)s"), entry=index, currency=repr(currency[:10]))
     try:
         return Decimal(text), currency
     except InvalidOperation:
-        raise StatementError(name, gettext_noop("invalid amount %(text)r"), text=text[:30], entry=index) from None
+        raise StatementError(name, _("invalid amount %(amount)s"), entry=index, amount=repr(text[:30])) from None
 
 
-def _texts(el, path: str) -> list[str]:
-    return [t.strip() for t in (x.text for x in el.iterfind(path)) if t and t.strip()]
+class _Fields:
+    """The elements below one element by their path of local names ("Sts/Cd"), found in ONE walk
+    of its subtree: a path lookup per field (`findtext("{ns}Sts/{ns}Cd")`, about 25 per entry)
+    was most of the parser's time. `skip` leaves one child subtree out (an entry's NtryDtls:
+    each transaction is read on its own)."""
+
+    __slots__ = ("found",)
+
+    def __init__(self, el, plen: int, skip: str = ""):
+        found: dict[str, list] = {}
+
+        def walk(node, prefix: str) -> None:
+            for child in node:
+                tag = child.tag
+                if not isinstance(tag, str):  # an entity reference (entities are never resolved)
+                    continue
+                path = prefix + tag[plen:]
+                if path == skip:
+                    continue
+                found.setdefault(path, []).append(child)
+                if len(child):
+                    walk(child, path + "/")
+
+        walk(el, "")
+        self.found = found
+
+    def el(self, path: str):
+        els = self.found.get(path)
+        return els[0] if els else None
+
+    def text(self, path: str) -> str:
+        """The first element's text, stripped ("" when there is none), as `findtext(...) or ""`."""
+        els = self.found.get(path)
+        return (els[0].text or "").strip() if els else ""
+
+    def texts(self, path: str) -> list[str]:
+        return [t.strip() for t in (x.text for x in self.found.get(path, ())) if t and t.strip()]
 
 
 def _camt_entry(name: str, ntry, p: str, index: int) -> Iterator[Entry]:
-    amount, currency = _amount(name, index, ntry.find(f"{p}Amt"), p)
-    side = (ntry.findtext(f"{p}CdtDbtInd") or "").strip()
+    plen = len(p)
+    f = _Fields(ntry, plen, skip="NtryDtls")
+    amount, currency = _amount(name, index, f.el("Amt"), p)
+    side = f.text("CdtDbtInd")
     if side not in ("CRDT", "DBIT"):
-        raise StatementError(name, gettext_noop("credit/debit indicator %(text)r is neither CRDT nor DBIT"),
-                             text=side[:10], entry=index)
-    status = (ntry.findtext(f"{p}Sts/{p}Cd") or ntry.findtext(f"{p}Sts") or "").strip()
-    booked_on = _date(ntry.findtext(f"{p}BookgDt/{p}Dt") or ntry.findtext(f"{p}BookgDt/{p}DtTm")) or _date(
-        ntry.findtext(f"{p}ValDt/{p}Dt") or ntry.findtext(f"{p}ValDt/{p}DtTm"))
+        raise StatementError(name, _("credit/debit indicator %(side)s is neither CRDT nor DBIT"), entry=index,
+                             side=repr(side[:10]))
+    status = f.text("Sts/Cd") or f.text("Sts")
+    booked_on = _date(f.text("BookgDt/Dt") or f.text("BookgDt/DtTm")) or _date(
+        f.text("ValDt/Dt") or f.text("ValDt/DtTm"))
     if booked_on is None:
-        raise StatementError(name, gettext_noop("the booking date is missing or invalid"), entry=index)
-    reversal = (ntry.findtext(f"{p}RvslInd") or "").strip().lower() in ("true", "1")
-    codes = _texts(ntry, f"{p}BkTxCd/{p}Domn/{p}Fmly/{p}SubFmlyCd") + _texts(ntry, f"{p}BkTxCd/{p}Prtry/{p}Cd")
+        raise StatementError(name, _("the booking date is missing or invalid"), entry=index)
+    reversal = f.text("RvslInd").lower() in ("true", "1")
+    codes = f.texts("BkTxCd/Domn/Fmly/SubFmlyCd") + f.texts("BkTxCd/Prtry/Cd")
     is_return = reversal or any(c in RETURN_SUBFAMILIES or re.search(r"(^|\D)159(\D|$)", c) for c in codes)
-    entry_ref = (ntry.findtext(f"{p}AcctSvcrRef") or "").strip()
-    extra = _texts(ntry, f"{p}AddtlNtryInf")
-    txs = list(ntry.iterfind(f"{p}NtryDtls/{p}TxDtls"))
-    split = len(txs) > 1 and all(_tx_amount(tx, p) is not None for tx in txs)
+    entry_ref = f.text("AcctSvcrRef")
+    extra = f.texts("AddtlNtryInf")
+    txs = [_Fields(tx, plen) for tx in ntry.iterfind(f"{p}NtryDtls/{p}TxDtls")]
+    split = len(txs) > 1 and all(_tx_amount(tx) is not None for tx in txs)
     for n, tx in enumerate(txs if split else [txs[0] if txs else None], start=1):
         tx_amount, tx_currency = amount, currency
         if split:
-            tx_amount, tx_currency = _amount(name, index, _tx_amount(tx, p), p)
+            tx_amount, tx_currency = _amount(name, index, _tx_amount(tx), p)
         texts, e2e, cp_name, cp_iban, tx_ref = [], "", "", "", ""
         if tx is not None:
-            e2e = (tx.findtext(f"{p}Refs/{p}EndToEndId") or "").strip()
+            e2e = tx.text("Refs/EndToEndId")
             if e2e.upper() == "NOTPROVIDED":
                 e2e = ""
-            tx_ref = (tx.findtext(f"{p}Refs/{p}AcctSvcrRef") or "").strip()
-            texts = (_texts(tx, f"{p}RmtInf/{p}Ustrd") + _texts(tx, f"{p}RmtInf/{p}Strd/{p}CdtrRefInf/{p}Ref")
-                     + _texts(tx, f"{p}AddtlTxInf"))
+            tx_ref = tx.text("Refs/AcctSvcrRef")
+            texts = tx.texts("RmtInf/Ustrd") + tx.texts("RmtInf/Strd/CdtrRefInf/Ref") + tx.texts("AddtlTxInf")
             # the other party: the debtor of a credit, the creditor of a debit (001.08 wraps it in Pty)
             party = "Dbtr" if side == "CRDT" else "Cdtr"
-            cp_name = (tx.findtext(f"{p}RltdPties/{p}{party}/{p}Nm")
-                       or tx.findtext(f"{p}RltdPties/{p}{party}/{p}Pty/{p}Nm") or "").strip()
-            cp_iban = (tx.findtext(f"{p}RltdPties/{p}{party}Acct/{p}Id/{p}IBAN") or "").strip().replace(" ", "")
-            tx_codes = _texts(tx, f"{p}BkTxCd/{p}Domn/{p}Fmly/{p}SubFmlyCd")
-            if tx.find(f"{p}RtrInf") is not None or any(c in RETURN_SUBFAMILIES for c in tx_codes):
+            cp_name = tx.text(f"RltdPties/{party}/Nm") or tx.text(f"RltdPties/{party}/Pty/Nm")
+            cp_iban = tx.text(f"RltdPties/{party}Acct/Id/IBAN").replace(" ", "")
+            tx_codes = tx.texts("BkTxCd/Domn/Fmly/SubFmlyCd")
+            if tx.el("RtrInf") is not None or any(c in RETURN_SUBFAMILIES for c in tx_codes):
                 is_return = True
         if e2e:
             texts.append(e2e)
@@ -363,8 +393,8 @@ def _camt_entry(name: str, ntry, p: str, index: int) -> Iterator[Entry]:
                     source_id=ref)
 
 
-def _tx_amount(tx, p: str):
-    return tx.find(f"{p}Amt") if tx.find(f"{p}Amt") is not None else tx.find(f"{p}AmtDtls/{p}TxAmt/{p}Amt")
+def _tx_amount(tx: _Fields):
+    return tx.el("Amt") if tx.el("Amt") is not None else tx.el("AmtDtls/TxAmt/Amt")
 
 
 # --- MT940 ------------------------------------------------------------------------------------
@@ -375,7 +405,7 @@ def mt940_entries(source: Source) -> Iterator[Entry]:
     with source.open() as f:
         data = f.read(MAX_MT940_BYTES + 1)
     if len(data) > MAX_MT940_BYTES:
-        raise StatementError(source.name, gettext_noop("MT940 files over 50 MB are not supported"))
+        raise StatementError(source.name, _("MT940 files over 50 MB are not supported"))
     for encoding in ("utf-8", "cp1252"):
         try:
             text = data.decode(encoding)
@@ -388,7 +418,7 @@ def mt940_entries(source: Source) -> Iterator[Entry]:
     try:
         transactions.parse(text)
     except Exception as exc:  # the library raises plain ValueErrors and friends on broken fields
-        raise StatementError(source.name, gettext_noop("not a readable MT940 file: %(error)s"), error=exc) from None
+        raise StatementError(source.name, _("not a readable MT940 file: %(error)s"), error=exc) from None
     account = (transactions.data.get("account_identification") or "").replace(" ", "")
     header = source.header = Header(account_iban=account[:34])
     for index, tx in enumerate(transactions, start=1):
@@ -396,7 +426,7 @@ def mt940_entries(source: Source) -> Iterator[Entry]:
         status = d.get("status") or ""
         amount = getattr(d.get("amount"), "amount", None)
         if amount is None:
-            raise StatementError(source.name, gettext_noop("the :61: line has no amount"), entry=index)
+            raise StatementError(source.name, _("the :61: line has no amount"), entry=index)
         booked_on = d.get("entry_date") or d.get("date")
         booked_on = datetime.date(booked_on.year, booked_on.month, booked_on.day)
         header.period_from = min(filter(None, [header.period_from, booked_on]))
@@ -426,10 +456,10 @@ _LINE_61 = re.compile(r"^:61:\d{6}(\d{4})?R?[CD][A-Z]?\d{1,12},\d{0,2}[NSF][A-Z0
 def _check_mt940_lines(name: str, text: str) -> None:
     """The library skips what it cannot read; a statement must not lose an entry silently."""
     if ":20:" not in text or ":61:" not in text and ":62F:" not in text:
-        raise StatementError(name, gettext_noop("not an MT940 statement (no :20: and :61:/:62F: fields)"))
+        raise StatementError(name, _("not an MT940 statement (no :20: and :61:/:62F: fields)"))
     for index, line in enumerate((ln for ln in text.splitlines() if ln.startswith(":61:")), start=1):
         if not _LINE_61.match(line):
-            raise StatementError(name, gettext_noop("broken :61: line %(text)r"), text=line[:60], entry=index)
+            raise StatementError(name, _("broken :61: line %(line)s"), entry=index, line=repr(line[:60]))
 
 
 # --- source ids -------------------------------------------------------------------------------

@@ -2,11 +2,11 @@
 and again at the start of every dunning run), and staff's assign / unassign / "not an order
 payment" on the unmatched queue. The rules are in docs/rules/payments.md.
 
-`statements_import` reads every file of a call once to validate it (a bad file refuses the whole
-call: nothing from any file is written), then reads them again and writes everything in ONE
-transaction, in batches of BATCH entries with a constant number of queries each (existing source
-ids, the open orders named, one INSERT of payments, the payments of the orders touched, the
-audit rows, the paid orders). A statement seen before (same SHA-256) or an entry seen before
+`statements_import` reads every file of a call once and writes everything in ONE transaction, in
+batches of BATCH entries with a constant number of queries each (existing source ids, the open
+orders named, the payments by COPY, the payments of the orders touched, the audit rows by COPY,
+the paid orders); a bad file anywhere rolls the whole call back (nothing from any file is
+written). A statement seen before (same SHA-256) or an entry seen before
 (same `source_id`) adds nothing and is counted as a duplicate. A dry run does all of it and rolls
 back, so its counts are exact.
 
@@ -27,8 +27,11 @@ from typing import BinaryIO
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.db.models.functions import Upper
-from django.utils.translation import gettext, gettext_noop
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
+from common.bulk import insert_rows
 from common.dates import local_midnight
 from common.iterables import chunked
 from orders.audit import order_events_log
@@ -38,7 +41,7 @@ from webhooks.models import EventType
 from webhooks.services import events_emit
 
 from . import matching
-from .models import UNMATCHED, BankStatement, Payment
+from .models import UNMATCHED, BankStatement, Payment, PaymentEvent
 from .parsing import Entry, Source, StatementError, sources_of
 
 BATCH = 2000
@@ -46,15 +49,15 @@ Action = OrderEvent.Action
 
 
 class ImportRefused(Exception):
-    """The call wrote nothing; `str()` is the one line to show (file, entry where known, problem),
-    `localized()` the same in the active language (the upload page)."""
+    """The call wrote nothing; `str()` is the one line to show (file, entry where known, problem), in
+    the language active when it is shown (the problem is a StatementError or a lazy text)."""
 
-    def __init__(self, message: str, *, localized: Callable[[], str] | None = None):
-        super().__init__(message)
-        self._localized = localized
+    def __init__(self, problem, **params):
+        self.problem, self.params = problem, params
+        super().__init__(problem)
 
-    def localized(self) -> str:
-        return self._localized() if self._localized else gettext(str(self))
+    def __str__(self) -> str:
+        return str(self.problem) % self.params if self.params else str(self.problem)
 
 
 @dataclass
@@ -92,7 +95,7 @@ def statements_import(files: Sequence[FileArg], *, dry_run: bool = False, now: d
     binary file each call). Raises ImportRefused, with nothing written, when any file cannot be
     read or was already imported as another file for the same account and period."""
     if not files:
-        raise ImportRefused(gettext_noop("no files given"))
+        raise ImportRefused(gettext_lazy("no files given"))
     sources: list[Source] = []
     try:
         for item in files:
@@ -100,28 +103,19 @@ def statements_import(files: Sequence[FileArg], *, dry_run: bool = False, now: d
             try:
                 sources += sources_of(name, opener)
             except OSError as exc:
-                raise StatementError(
-                    name, gettext_noop("cannot be read (%(error)s)"), error=exc.strerror or exc) from None
-        known = dict(BankStatement.objects.filter(sha256__in=[s.sha256 for s in sources])
-                     .values_list("sha256", "entries"))
-        fresh: list[Source] = []
-        seen_sha: set[str] = set()
-        for source in sources:
-            if source.sha256 in known or source.sha256 in seen_sha:
-                continue
-            seen_sha.add(source.sha256)
-            for _entry in _checked(source):
-                pass  # reads, validates and fills source.header
-            fresh.append(source)
-        _check_periods(fresh)
+                raise StatementError(name, gettext_lazy("cannot be read (%(error)s)"),
+                                     error=exc.strerror or exc) from None
     except StatementError as exc:
-        raise ImportRefused(str(exc), localized=exc.localized) from None
+        raise ImportRefused(exc) from None
+    known = dict(BankStatement.objects.filter(sha256__in=[s.sha256 for s in sources])
+                 .values_list("sha256", "entries"))
 
     result = ImportResult(dry_run=dry_run)
+    seen_sha: set[str] = set()
     try:
         with transaction.atomic():
             for source in sources:
-                if source not in fresh:
+                if source.sha256 in known or source.sha256 in seen_sha:
                     counted = known.get(source.sha256)
                     if counted is None:  # the same file twice in this call
                         counted = BankStatement.objects.filter(sha256=source.sha256).values_list(
@@ -129,16 +123,15 @@ def statements_import(files: Sequence[FileArg], *, dry_run: bool = False, now: d
                     result.entries += counted
                     result.duplicates += counted
                     continue
+                seen_sha.add(source.sha256)
                 _import_source(source, result, now=now, user=user)
             if dry_run:
                 transaction.set_rollback(True)
     except IntegrityError as exc:
-        message = gettext_noop("another import of the same statements ran at the same time; nothing was written "
-                               "(%(error)s)")
-        name = exc.__class__.__name__
-        raise ImportRefused(message % {"error": name}, localized=lambda: gettext(message) % {"error": name}) from None
-    except StatementError as exc:  # a file changed between the two reads
-        raise ImportRefused(str(exc), localized=exc.localized) from None
+        raise ImportRefused(gettext_lazy("another import of the same statements ran at the same time; nothing was "
+                                         "written (%(error)s)"), error=exc.__class__.__name__) from None
+    except StatementError as exc:  # any file of the call: everything written so far is rolled back
+        raise ImportRefused(exc) from None
     return result
 
 
@@ -146,47 +139,58 @@ def _checked(source: Source) -> Iterable[Entry]:
     for entry in source.entries():
         if entry.credit and entry.booked or entry.is_return:
             if entry.amount <= 0:
-                raise StatementError(source.name, gettext_noop("an amount of zero"), entry=entry.index)
+                raise StatementError(source.name, gettext_lazy("an amount of zero"), entry=entry.index)
             if not entry.currency.isalpha() or len(entry.currency) != 3:
-                raise StatementError(source.name, gettext_noop("invalid currency %(text)r"), text=entry.currency,
-                                     entry=entry.index)
+                raise StatementError(source.name, gettext_lazy("invalid currency %(currency)s"), entry=entry.index,
+                                     currency=repr(entry.currency))
         yield entry
 
 
-def _check_periods(sources: list[Source]) -> None:
+def _check_period(source: Source, statement: BankStatement) -> None:
     """A different file for the same account and the same period as one imported before (or
-    another of this call) is refused."""
-    keys: dict[tuple, str] = {}
-    for source in sources:
-        h = source.header
-        if not (h.account_iban and h.period_from and h.period_to):
-            continue
-        key = (h.account_iban, h.period_from, h.period_to)
-        earlier = keys.get(key) or BankStatement.objects.filter(
-            account_iban=h.account_iban, period_from=h.period_from, period_to=h.period_to
-        ).values_list("file_name", flat=True).first()
-        if earlier:
-            raise StatementError(
-                source.name, gettext_noop("a different statement for account %(iban)s, %(start)s to %(end)s, "
-                                          "was already imported (%(earlier)s)"),
-                iban=h.account_iban, start=h.period_from, end=h.period_to, earlier=earlier)
-        keys[key] = source.name
+    earlier in this call: it is in the same transaction) is refused."""
+    h = source.header
+    if not (h.account_iban and h.period_from and h.period_to):
+        return
+    earlier = (BankStatement.objects.filter(account_iban=h.account_iban, period_from=h.period_from,
+                                            period_to=h.period_to)
+               .exclude(pk=statement.pk).values_list("file_name", flat=True).first())
+    if earlier:
+        raise StatementError(source.name, gettext_lazy(
+            "a different statement for account %(iban)s, %(start)s to %(end)s, was already imported (%(file)s)"),
+            iban=h.account_iban, start=h.period_from, end=h.period_to, file=earlier)
 
 
 def _import_source(source: Source, result: ImportResult, *, now: datetime.datetime, user) -> None:
-    h = source.header
-    statement = BankStatement.objects.create(
-        file_name=source.name[:255], format=source.format, sha256=source.sha256, account_iban=h.account_iban,
-        period_from=h.period_from, period_to=h.period_to, imported_at=now, imported_by=user)
+    """Read the file once, writing batch by batch: the statement row is created when the first
+    batch is read (a camt header precedes its entries; the MT940 library reads the whole file
+    first), its period is checked and stored at the end (MT940: first to last booking date). A
+    problem anywhere raises StatementError and the caller's transaction rolls everything back, so
+    nothing of the call is written, as if the files had been validated first (they were, until
+    2026-12: a second full read that cost a third of the import)."""
+    statement: BankStatement | None = None
     counts = ImportResult()
     for batch in chunked(_checked(source), BATCH):
+        statement = statement or _new_statement(source, now=now, user=user)
         _import_batch(statement, batch, counts, now=now, user=user)
+    statement = statement or _new_statement(source, now=now, user=user)
+    _check_period(source, statement)
+    statement.account_iban = source.header.account_iban
+    statement.period_from, statement.period_to = source.header.period_from, source.header.period_to
     for name in ("entries", "payments", "matched", "unmatched", "duplicates", "ignored"):
         setattr(statement, name, getattr(counts, name))
         setattr(result, name, getattr(result, name) + getattr(counts, name))
     result.returns += counts.returns
     result.statements.append(source.name)
-    statement.save(update_fields=["entries", "payments", "matched", "unmatched", "duplicates", "ignored"])
+    statement.save(update_fields=["account_iban", "period_from", "period_to", "entries", "payments", "matched",
+                                  "unmatched", "duplicates", "ignored"])
+
+
+def _new_statement(source: Source, *, now: datetime.datetime, user) -> BankStatement:
+    # the period is stored once the whole file is read (and checked against earlier statements)
+    return BankStatement.objects.create(file_name=source.name[:255], format=source.format, sha256=source.sha256,
+                                        account_iban=source.header.account_iban, imported_at=now,
+                                        imported_by=user)
 
 
 def _import_batch(statement: BankStatement, batch: list[Entry], counts: ImportResult, *,
@@ -217,7 +221,7 @@ def _import_batch(statement: BankStatement, batch: list[Entry], counts: ImportRe
         order = matching.match(p.reference, p.currency, orders)
         if order is not None:
             p.order_id, p.matched_by, p.matched_at = order.id, Payment.MatchedBy.AUTO, now
-    Payment.objects.bulk_create(rows, batch_size=1000)
+    insert_rows(Payment, rows)  # COPY on PostgreSQL (common/bulk.py), with the pks the audit rows name
     matched = [p for p in credits if p.order_id]
     counts.matched += len(matched)
     counts.unmatched += len(credits) - len(matched)
@@ -245,7 +249,7 @@ def _emit_unmatched(payments: list[Payment], *, now: datetime.datetime) -> None:
         hits = sorted({hit for c in wanted[p.pk] for hit in named.get(c, ())})
         accounts = {account_id for _number, account_id in hits}
         if len(accounts) == 1:
-            entries.append((accounts.pop(), _unmatched_data(p, [number for number, _ in hits])))
+            entries.append((accounts.pop(), _unmatched_data(p, [number for number, _account in hits])))
     events_emit(EventType.PAYMENT_UNMATCHED, entries, now=now)
 
 
@@ -269,9 +273,8 @@ def orders_settle(order_ids: Iterable[int], *, now: datetime.datetime, user) -> 
     ids = list(order_ids)
     if not ids:
         return []
-    due = {o.id: o.total - o.sales_account.payment_tolerance
-           for o in Order.objects.filter(OPEN, id__in=ids).select_related("sales_account")
-           .only("id", "total", "sales_account__payment_tolerance")}
+    due = {order_id: total - tolerance for order_id, total, tolerance in Order.objects.filter(OPEN, id__in=ids)
+           .values_list("id", "total", "sales_account__payment_tolerance")}  # tuples: no model per row
     running: dict[int, Decimal] = defaultdict(Decimal)
     paid: dict[int, tuple[datetime.datetime, dict]] = {}
     for order_id, amount, booked_on, pk in (Payment.objects.filter(order_id__in=list(due), kind=Payment.Kind.CREDIT)
@@ -396,24 +399,33 @@ def payments_rematch(*, now: datetime.datetime, user=None) -> int:
 # --- staff --------------------------------------------------------------------------------------
 
 class PaymentActionError(ValueError):
-    """Why staff's action on a payment was refused (shown as is)."""
+    """Why staff's action on a payment was refused (shown as is, in the active language)."""
+
+
+def payment_events_log(payment: Payment, *, action: PaymentEvent.Action | str, at: datetime.datetime, user=None,
+                       details: dict | None = None) -> PaymentEvent:
+    """The one writer of `PaymentEvent` (staff's actions on a payment that is on no order)."""
+    return PaymentEvent.objects.create(payment=payment, action=PaymentEvent.Action(action), user=user, at=at,
+                                       details=details or {})
+
+
+def _locked_credit(payment_id: int) -> Payment:
+    return Payment.objects.select_for_update().get(pk=payment_id)
 
 
 def payment_assign(*, payment_id: int, order_id: int, user, now: datetime.datetime) -> Payment:
     """Assign an unmatched credit to an order (same currency, not cancelled); the order becomes
     paid when its payments now cover it."""
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        payment = _locked_credit(payment_id)
         order = Order.objects.select_for_update().get(pk=order_id)
         if payment.kind != Payment.Kind.CREDIT:
-            raise PaymentActionError(gettext("A return or reversal is never assigned to an order."))
+            raise PaymentActionError(_("A return or reversal is never assigned to an order."))
         if payment.order_id is not None:
-            raise PaymentActionError(gettext("This payment is already assigned to an order."))
-        if order.cancelled_at is not None:
-            raise PaymentActionError(gettext("The order is cancelled."))
-        if order.currency != payment.currency:
-            raise PaymentActionError(gettext("The order is in %(order)s, the payment in %(payment)s.")
-                                     % {"order": order.currency, "payment": payment.currency})
+            raise PaymentActionError(_("This payment is already assigned to an order."))
+        if payment.split_at is not None:
+            raise PaymentActionError(_("This payment is split over several orders; undo the split first."))
+        _check_order(order, payment)
         payment.order, payment.matched_by, payment.matched_at = order, Payment.MatchedBy.MANUAL, now
         payment.dismissed_at, payment.dismissed_by = None, None
         payment.save(update_fields=["order", "matched_by", "matched_at", "dismissed_at", "dismissed_by"])
@@ -422,40 +434,179 @@ def payment_assign(*, payment_id: int, order_id: int, user, now: datetime.dateti
     return payment
 
 
+def _check_order(order: Order, payment: Payment) -> None:
+    if order.cancelled_at is not None:
+        raise PaymentActionError(_("Order %(number)s is cancelled.") % {"number": order.number})
+    if order.currency != payment.currency:
+        raise PaymentActionError(_("Order %(number)s is in %(order)s, the payment in %(payment)s.") % {
+            "number": order.number, "order": order.currency, "payment": payment.currency})
+
+
 def payment_unassign(*, payment_id: int, user, now: datetime.datetime) -> Payment:
     """Take a payment off its order (back to the unmatched queue, no longer matched
-    automatically); the order is reopened when it was paid by bank and is no longer covered."""
+    automatically); the order is reopened when it was paid by bank and is no longer covered. A part
+    of a split payment is not unassigned alone: `payment_unsplit` undoes the whole split."""
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        payment = _locked_credit(payment_id)
+        if payment.parent_id is not None:
+            raise PaymentActionError(_("This payment is part of a split; undo the split instead."))
         if payment.order_id is None:
-            raise PaymentActionError(gettext("This payment is not assigned to an order."))
-        order = Order.objects.select_for_update().select_related("sales_account").get(pk=payment.order_id)
+            raise PaymentActionError(_("This payment is not assigned to an order."))
+        order = Order.objects.select_for_update().get(pk=payment.order_id)
         details = _details(payment)
         payment.order, payment.matched_by, payment.matched_at, payment.no_auto_match = None, "", None, True
         payment.save(update_fields=["order", "matched_by", "matched_at", "no_auto_match"])
         order_events_log([(order.pk, details)], action=Action.PAYMENT_UNASSIGNED, at=now, user=user)
-        paid = order.payments.filter(kind=Payment.Kind.CREDIT).aggregate(s=Sum("amount"))["s"] or Decimal("0")
-        if paid < order.total - order.sales_account.payment_tolerance:
-            orders_reopen_unpaid(order_ids=[order.pk], details={"payment": payment.pk, "paid": str(paid)},
-                                 user=user, now=now)
+        _reopen_uncovered([order.pk], payment=payment, user=user, now=now)
     return payment
 
 
+def _reopen_uncovered(order_ids: list[int], *, payment: Payment, user, now: datetime.datetime) -> list[int]:
+    """Reopen the orders of `order_ids` (locked by the caller) that were paid by bank and whose credit
+    payments no longer cover them (two queries for any number of orders)."""
+    due = {o.id: o.total - o.sales_account.payment_tolerance
+           for o in Order.objects.filter(id__in=order_ids).select_related("sales_account")
+           .only("id", "total", "sales_account__payment_tolerance")}
+    paid = dict(Payment.objects.filter(order_id__in=order_ids, kind=Payment.Kind.CREDIT).order_by()
+                .values("order_id").annotate(s=Sum("amount")).values_list("order_id", "s"))
+    short = [i for i in order_ids if paid.get(i, Decimal("0")) < due[i]]
+    reopened: list[int] = []
+    for order_id in short:  # the details name each order's own sum
+        reopened += orders_reopen_unpaid(order_ids=[order_id], user=user, now=now, details={
+            "payment": payment.pk, "paid": str(paid.get(order_id, Decimal("0")))})
+    return reopened
+
+
 def payment_dismiss(*, payment_id: int, user, now: datetime.datetime) -> Payment:
-    """Mark an unmatched credit "not an order payment" (out of the queue; reversible)."""
+    """Mark an unmatched credit "not an order payment" (out of the queue; reversible, audited)."""
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        payment = _locked_credit(payment_id)
         if payment.order_id is not None:
-            raise PaymentActionError(gettext("This payment is assigned to an order; unassign it first."))
+            raise PaymentActionError(_("This payment is assigned to an order; unassign it first."))
+        if payment.split_at is not None:
+            raise PaymentActionError(_("This payment is split over several orders; undo the split first."))
+        if payment.kind != Payment.Kind.CREDIT:
+            raise PaymentActionError(_("A return or reversal is not in the queue."))
+        if payment.dismissed_at is not None:
+            raise PaymentActionError(_("This payment is already marked as not an order payment."))
         payment.dismissed_at, payment.dismissed_by = now, user
         payment.save(update_fields=["dismissed_at", "dismissed_by"])
+        payment_events_log(payment, action=PaymentEvent.Action.DISMISSED, at=now, user=user)
     return payment
 
 
 def payment_undismiss(*, payment_id: int, user, now: datetime.datetime) -> Payment:
-    """Put a payment marked "not an order payment" back into the unmatched queue."""
+    """Put a payment marked "not an order payment" back into the unmatched queue (audited, with who
+    had marked it and when)."""
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        payment = _locked_credit(payment_id)
+        if payment.dismissed_at is None:
+            raise PaymentActionError(_("This payment is not marked as not an order payment."))
+        details = {"dismissed_at": payment.dismissed_at.isoformat(), "dismissed_by": payment.dismissed_by_id}
         payment.dismissed_at, payment.dismissed_by = None, None
         payment.save(update_fields=["dismissed_at", "dismissed_by"])
+        payment_events_log(payment, action=PaymentEvent.Action.UNDISMISSED, at=now, user=user, details=details)
+    return payment
+
+
+# --- splitting one credit over several orders of one customer --------------------------------------
+
+MAX_PARTS = 10
+
+
+def customer_key(order: Order) -> tuple:
+    """Who an order's customer is, for "one customer": the sales account and the e-mail address
+    (case ignored), or the name (case ignored) when the order has no address."""
+    who = order.customer_email.strip().lower() or order.customer_name.strip().casefold()
+    return order.sales_account_id, who
+
+
+def payment_split(*, payment_id: int, parts: Sequence[tuple[int, Decimal]], user,
+                  now: datetime.datetime) -> list[Payment]:
+    """Split an unmatched credit over several orders of one customer: one part (a child payment,
+    matched by hand, never re-matched) per (order id, amount) of `parts`, the amounts adding up to
+    the payment's exactly. Each part is audited on its order, the split on the payment; orders the
+    parts now cover are marked paid. The payment leaves the queue; `payment_unsplit` undoes it all.
+    The payment row is locked first and then the orders (in id order), like every payment action."""
+    with transaction.atomic():
+        payment = _locked_credit(payment_id)
+        if payment.kind != Payment.Kind.CREDIT or payment.parent_id is not None:
+            raise PaymentActionError(_("Only a credit that is not a part of a split can be split."))
+        if payment.order_id is not None:
+            raise PaymentActionError(_("This payment is already assigned to an order."))
+        if payment.split_at is not None:
+            raise PaymentActionError(_("This payment is already split."))
+        ids = [order_id for order_id, _amount in parts]
+        if len(parts) < 2:
+            raise PaymentActionError(_("A split needs at least two orders."))
+        if len(parts) > MAX_PARTS:
+            raise PaymentActionError(_("A split has at most %(n)d orders.") % {"n": MAX_PARTS})
+        if len(set(ids)) != len(ids):
+            raise PaymentActionError(_("Each order may appear only once in a split."))
+        for _order_id, amount in parts:
+            if amount <= 0 or amount != amount.quantize(Decimal("0.01")):
+                raise PaymentActionError(_("Each part must be an amount above zero with at most two decimals."))
+        total = sum((amount for _order_id, amount in parts), Decimal("0"))
+        if total != payment.amount:
+            raise PaymentActionError(_("The parts add up to %(parts)s %(currency)s, the payment is %(amount)s "
+                                       "%(currency)s.") % {"parts": number_format(total, 2),
+                                                           "amount": number_format(payment.amount, 2),
+                                                           "currency": payment.currency})
+        orders = {o.pk: o for o in Order.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+        if len(orders) != len(ids):
+            raise PaymentActionError(_("An order of the split does not exist."))
+        for order in orders.values():
+            _check_order(order, payment)
+        if len({customer_key(o) for o in orders.values()}) != 1:
+            raise PaymentActionError(_("A payment is split only over orders of one customer (same sales account "
+                                       "and e-mail address, or name when there is none)."))
+        payment.split_at, payment.split_by = now, user
+        payment.dismissed_at, payment.dismissed_by = None, None
+        payment.save(update_fields=["split_at", "split_by", "dismissed_at", "dismissed_by"])
+        rows = [Payment(parent=payment, order_id=order_id, amount=amount, currency=payment.currency,
+                        booked_on=payment.booked_on, reference=payment.reference, statement_id=payment.statement_id,
+                        end_to_end_id=payment.end_to_end_id, counterparty_name=payment.counterparty_name,
+                        counterparty_iban=payment.counterparty_iban, kind=Payment.Kind.CREDIT,
+                        matched_by=Payment.MatchedBy.MANUAL, matched_at=now, no_auto_match=True,
+                        source_id=f"split:{payment.pk}:{n}")
+                for n, (order_id, amount) in enumerate(parts, start=1)]
+        Payment.objects.bulk_create(rows)
+        rows = list(payment.parts.order_by("id"))  # with their ids on every database
+        order_events_log(((p.order_id, {**_details(p), "split_of": payment.pk, "part": n, "parts": len(rows),
+                                        "payment_amount": str(payment.amount)})
+                          for n, p in enumerate(rows, start=1)),
+                         action=Action.PAYMENT_PART_ASSIGNED, at=now, user=user)
+        payment_events_log(payment, action=PaymentEvent.Action.SPLIT, at=now, user=user, details={
+            "parts": [{"order_id": p.order_id, "order": orders[p.order_id].number, "amount": str(p.amount),
+                       "payment": p.pk} for p in rows]})
+        orders_settle(ids, now=now, user=user)
+    return rows
+
+
+def payment_unsplit(*, payment_id: int, user, now: datetime.datetime) -> Payment:
+    """Undo a split (`payment_id` is the split payment or one of its parts): the parts are deleted
+    (their audit rows on the orders keep them), each order gets a PAYMENT_SPLIT_UNDONE row and is
+    reopened when it was paid by bank and is no longer covered, and the payment is back in the
+    unmatched queue (not matched automatically again). Returns the payment."""
+    with transaction.atomic():
+        payment = _locked_credit(payment_id)
+        if payment.parent_id is not None:
+            payment = _locked_credit(payment.parent_id)
+        if payment.split_at is None:
+            raise PaymentActionError(_("This payment is not split."))
+        parts = list(payment.parts.select_for_update().order_by("id"))
+        ids = sorted({p.order_id for p in parts})
+        numbers = dict(Order.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+                       .values_list("pk", "number"))
+        details = [{"order_id": p.order_id, "order": numbers.get(p.order_id, ""), "amount": str(p.amount),
+                    "payment": p.pk} for p in parts]
+        Payment.objects.filter(pk__in=[p.pk for p in parts]).delete()
+        split_by, split_at = payment.split_by_id, payment.split_at
+        payment.split_at, payment.split_by, payment.no_auto_match = None, None, True
+        payment.save(update_fields=["split_at", "split_by", "no_auto_match"])
+        order_events_log(((p.order_id, {**_details(p), "split_of": payment.pk}) for p in parts),
+                         action=Action.PAYMENT_SPLIT_UNDONE, at=now, user=user)
+        payment_events_log(payment, action=PaymentEvent.Action.SPLIT_UNDONE, at=now, user=user, details={
+            "parts": details, "split_at": split_at.isoformat(), "split_by": split_by})
+        _reopen_uncovered(ids, payment=payment, user=user, now=now)
     return payment

@@ -15,6 +15,7 @@ from common.dates import local_today
 from dunning.models import DunningLevel
 from dunning.selectors import active_configs, claims_today, first_deadline_subquery
 from orders.services import RULES
+from payments.selectors import with_paid_amount
 
 from ..bulk_actions import BULK_ACTIONS
 from ..filters import LEVEL_FILTER_CHOICES, SELECTION_PARAMS, YES_NO, OpenOrderFilter
@@ -109,7 +110,9 @@ def open_payments(request: HttpRequest) -> HttpResponse:
         # filtered by level, the list is exactly that level's tab, else all the tabs: its count
         # is known already
         known_count=counts[level] if level is not None else totals.all_count,
-        rows=lambda ids: with_badges(base.filter(pk__in=ids), now=now)
+        # the badges, the first deadline and what payments cover (the "partly paid" label) are
+        # subqueries of the rows' query: no query of their own
+        rows=lambda ids: with_paid_amount(with_badges(base.filter(pk__in=ids), now=now))
         .annotate(first_deadline=first_deadline_subquery()).order_by(),
     )
     page = paginator.get_page(request.GET.get("page"))

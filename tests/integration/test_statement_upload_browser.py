@@ -1,6 +1,6 @@
 """The statement upload in a real browser (Chromium through Playwright): sign in, upload a camt.053
 file, see the one-line result in German, the order paid, the badge counting the unmatched
-payment; then a corrupt file: a clear error, status 400, nothing written."""
+payment; then a corrupt file: a clear error in German, status 400, nothing written."""
 
 import re
 from decimal import Decimal

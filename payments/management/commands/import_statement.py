@@ -2,7 +2,7 @@
 Prints `entries N, payments P, matched M, unmatched U, duplicates D, ignored I` and exits 0; a file
 it cannot read: one line naming it (and the entry where known), exit 1, nothing written."""
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, no_translations
 from django.utils import timezone
 
 from payments.services import ImportRefused, statements_import
@@ -15,6 +15,7 @@ class Command(BaseCommand):
         parser.add_argument("files", nargs="+", metavar="FILE")
         parser.add_argument("--dry-run", action="store_true", help="Read and match, write nothing.")
 
+    @no_translations  # one line in English (the upload page says the same in the user's language)
     def handle(self, *args, files, dry_run, **options):
         try:
             result = statements_import(files, dry_run=dry_run, now=timezone.now())
