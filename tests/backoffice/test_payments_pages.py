@@ -55,8 +55,8 @@ def test_why_a_file_is_refused_is_said_in_the_page_language(bo_client, db):
 
     bad_amount = SPK.read_bytes().replace(b">20.00<", b">20,00<")
     text = html.unescape(upload(bo_client, xml("bad.xml", bad_amount)).content.decode())
-    assert "Nichts wurde importiert: bad.xml: Buchung 3: ungültiger Betrag '20,00' (der Punkt ist das " \
-           "Dezimaltrennzeichen)" in text
+    assert "Nichts wurde importiert: bad.xml: Buchung 3: ungültiger Betrag '20,00' " \
+           "(Dezimaltrennzeichen ist der Punkt)" in text
     assert "keine camt.053-XML-Datei" in html.unescape(upload(bo_client, xml("x.xml", b"garbage")).content.decode())
     bo_client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
     text = html.unescape(upload(bo_client, xml("bad.xml", bad_amount)).content.decode())
