@@ -9,7 +9,7 @@ from django.db.models.functions import Now, Upper
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Language, SalesAccount
-from common.dates import local_date
+from common.dates import end_of_day, local_date, local_midnight
 
 OPEN = Q(paid_at__isnull=True, cancelled_at__isnull=True)
 
@@ -136,6 +136,34 @@ class Order(models.Model):
     def days_overdue(self, today: datetime.date) -> int | None:
         due = self.due_date
         return None if due is None else (today - due).days
+
+
+def days_overdue_q(*, today: datetime.date, terms: dict[int, int], at_least: int | None = None,
+                   at_most: int | None = None) -> Q:
+    """Q for "days overdue today between `at_least` and `at_most`" (either bound open): the rule of
+    `Order.days_overdue` (local order date + the payment term), as plain comparisons of `ordered_at`
+    with local midnights, one part per payment term. `terms`: payment method id -> payment term days
+    (`payment_terms()`); an order of a method not in it matches nothing.
+
+    days overdue >= a  <=>  local order date <= today - a - term  <=>  ordered_at < end_of_day(that day)
+    days overdue <= b  <=>  local order date >= today - b - term  <=>  ordered_at >= local_midnight(that day)"""
+    by_term: dict[int, list[int]] = {}
+    for method_id, term in terms.items():
+        by_term.setdefault(term, []).append(method_id)
+    q = Q(pk__in=[])
+    for term, method_ids in sorted(by_term.items()):
+        part = Q(payment_method_id__in=sorted(method_ids))
+        if at_least is not None:
+            part &= Q(ordered_at__lt=end_of_day(today - datetime.timedelta(days=at_least + term)))
+        if at_most is not None:
+            part &= Q(ordered_at__gte=local_midnight(today - datetime.timedelta(days=at_most + term)))
+        q |= part
+    return q
+
+
+def payment_terms() -> dict[int, int]:
+    """Payment method id -> payment term in days (one query; a handful of rows)."""
+    return dict(PaymentMethod.objects.values_list("id", "payment_term_days"))
 
 
 def touched() -> Now:

@@ -3,11 +3,12 @@ and the order page. Views read through selectors, write through services, and tu
 messages."""
 
 from .bulk import bulk_action
+from .dashboard import dashboard
 from .help import overview_help
 from .notify import notify, notify_run
 from .orders import order_detail, reminder_resolve
 from .overview import open_payments
 from .payments import payment_action, statement_upload, unmatched, unmatched_count_json
 
-__all__ = ["bulk_action", "notify", "notify_run", "open_payments", "order_detail", "overview_help", "payment_action",
-           "reminder_resolve", "statement_upload", "unmatched", "unmatched_count_json"]
+__all__ = ["bulk_action", "dashboard", "notify", "notify_run", "open_payments", "order_detail", "overview_help",
+           "payment_action", "reminder_resolve", "statement_upload", "unmatched", "unmatched_count_json"]
