@@ -429,6 +429,24 @@ class TrackingEvent(models.Model):
 # --- the dashboard's summary tables (dunning/reporting.py writes them; docs/rules/dashboard.md) ---
 
 
+class SnapshotDay(models.Model):
+    """A day whose receivables snapshot is recorded (its `ReceivablesSnapshot` rows may be none: nothing
+    open and nothing ordered). A day without this row has no snapshot: the trend leaves a gap, and
+    the next run backfills it."""
+
+    day = models.DateField(_("day"), unique=True)
+    backfilled = models.BooleanField(_("backfilled from history"), default=False)
+    recorded_at = models.DateTimeField(_("recorded at"))
+
+    class Meta:
+        verbose_name = _("snapshot day")
+        verbose_name_plural = _("snapshot days")
+        ordering = ["-day"]
+
+    def __str__(self) -> str:
+        return str(self.day)
+
+
 class ReceivablesSnapshot(models.Model):
     """The open receivables of one sales account in one currency on one day: what the dashboard's
     90-day trend and days sales outstanding read. Today's row is rewritten by every run of the

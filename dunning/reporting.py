@@ -25,13 +25,21 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import models, transaction
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Q, Sum
 from django.utils.translation import gettext_lazy as _
 
 from common.dates import end_of_day, local_date, local_midnight, local_today
 from orders.models import OPEN, Order, days_overdue_q, payment_terms
 
-from .models import DunningConfig, DunningLevel, EmailTemplate, ReceivablesSnapshot, Reminder, ReminderOutcome
+from .models import (
+    DunningConfig,
+    DunningLevel,
+    EmailTemplate,
+    ReceivablesSnapshot,
+    Reminder,
+    ReminderOutcome,
+    SnapshotDay,
+)
 from .selectors import level_q
 
 TREND_DAYS = 90
@@ -211,24 +219,28 @@ def snapshots_record(*, now: datetime.datetime, backfill_days: int = TREND_DAYS)
     today = local_today(now)
     terms = payment_terms()
     window = [today - datetime.timedelta(days=n) for n in range(backfill_days - 1, 0, -1)]
-    have = set(ReceivablesSnapshot.objects.filter(day__gte=window[0] if window else today, day__lt=today)
-               .values_list("day", flat=True).distinct()) if window else set()
+    have = set(SnapshotDay.objects.filter(day__in=window).values_list("day", flat=True))
     missing = [day for day in window if day not in have]
     backfilled = 0
     for start in range(0, len(missing), BACKFILL_CHUNK):
         chunk = [(day, end_of_day(day)) for day in missing[start:start + BACKFILL_CHUNK]]
         rows = _snapshot_rows(chunk, terms=terms, recorded_at=now, backfilled=True)
-        # ignore_conflicts: a day another run filled meanwhile keeps its rows
-        ReceivablesSnapshot.objects.bulk_create(rows, ignore_conflicts=True)
+        with transaction.atomic():
+            # ignore_conflicts: a day another run filled meanwhile keeps its rows
+            ReceivablesSnapshot.objects.bulk_create(rows, ignore_conflicts=True)
+            SnapshotDay.objects.bulk_create([SnapshotDay(day=day, backfilled=True, recorded_at=now)
+                                             for day, _at in chunk], ignore_conflicts=True)
         backfilled += len(chunk)
     rows = _snapshot_rows([(today, now)], terms=terms, recorded_at=now, backfilled=False)
     with transaction.atomic():
         # today's figures replace the earlier run's (an account and currency with nothing open any
-        # more loses its row); the upsert on the unique constraint settles a concurrent run
+        # more loses its row); the upserts on the unique constraints settle a concurrent run
         ReceivablesSnapshot.objects.filter(day=today).delete()
         ReceivablesSnapshot.objects.bulk_create(rows, update_conflicts=True,
                                                 unique_fields=["day", "sales_account", "currency"],
                                                 update_fields=SNAPSHOT_FIELDS)
+        SnapshotDay.objects.bulk_create([SnapshotDay(day=today, recorded_at=now)], update_conflicts=True,
+                                        unique_fields=["day"], update_fields=["backfilled", "recorded_at"])
     return SnapshotResult(day=today, rows=len(rows), backfilled_days=backfilled)
 
 
@@ -254,14 +266,14 @@ class Trend:
     days: list[datetime.date]
     by_currency: dict[str, list[TrendPoint]]
     sales: dict[str, Decimal]  # per currency: ordered over the days with a snapshot
-    covered_days: int
+    covered_days: int  # days of the window with a snapshot
     recorded_at: datetime.datetime | None
 
 
 def receivables_trend(*, today: datetime.date, sales_account_id: int | None = None,
                       days: int = TREND_DAYS) -> Trend:
     """The last `days` days' snapshots (today included) per currency, summed over the accounts
-    (or of one account). One query. A day without a snapshot is a point without figures."""
+    (or of one account). Two queries. A day without a snapshot is a point without figures."""
     first = today - datetime.timedelta(days=days - 1)
     qs = ReceivablesSnapshot.objects.filter(day__gte=first, day__lte=today)
     if sales_account_id is not None:
@@ -269,23 +281,29 @@ def receivables_trend(*, today: datetime.date, sales_account_id: int | None = No
     rows = (qs.order_by().values("day", "currency")
             .annotate(open_count=Sum("open_count"), open_amount=Sum("open_amount"),
                       overdue_count=Sum("overdue_count"), overdue_amount=Sum("overdue_amount"),
-                      sales_amount=Sum("sales_amount"), recorded=Max("recorded_at")))
+                      sales_amount=Sum("sales_amount")))
     calendar = [first + datetime.timedelta(days=n) for n in range(days)]
+    recorded = dict(SnapshotDay.objects.filter(day__gte=first, day__lte=today).values_list("day", "recorded_at"))
     by_currency: dict[str, dict[datetime.date, TrendPoint]] = {}
     sales: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    covered: set[datetime.date] = set()
-    recorded_at = None
     for row in rows:
         point = TrendPoint(day=row["day"], open_count=row["open_count"], open_amount=row["open_amount"],
                            overdue_count=row["overdue_count"], overdue_amount=row["overdue_amount"])
         by_currency.setdefault(row["currency"], {})[row["day"]] = point
         sales[row["currency"]] += row["sales_amount"]
-        covered.add(row["day"])
-        recorded_at = row["recorded"] if recorded_at is None else max(recorded_at, row["recorded"])
+
+    def point(points: dict[datetime.date, TrendPoint], day: datetime.date) -> TrendPoint:
+        if day in points:
+            return points[day]
+        if day in recorded:  # recorded, and nothing of this currency open or ordered that day
+            return TrendPoint(day=day, open_count=0, open_amount=ZERO, overdue_count=0, overdue_amount=ZERO)
+        return TrendPoint(day=day)
+
     return Trend(days=calendar,
-                 by_currency={cur: [points.get(day, TrendPoint(day=day)) for day in calendar]
+                 by_currency={cur: [point(points, day) for day in calendar]
                               for cur, points in sorted(by_currency.items())},
-                 sales=dict(sales), covered_days=len(covered), recorded_at=recorded_at)
+                 sales=dict(sales), covered_days=len(recorded),
+                 recorded_at=max(recorded.values(), default=None))
 
 
 def days_sales_outstanding(open_amount: Decimal, *, sales: Decimal, days: int) -> Decimal | None:

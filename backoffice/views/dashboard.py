@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import pgettext
 
 from common.dates import local_today
 from dunning.models import DunningLevel
@@ -134,6 +135,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "trend_days": TREND_DAYS,
         "form": form,
         "effectiveness": effectiveness,
-        "buckets": [b.label for b in AgeBucket.buckets()],
-        "levels": [lvl.label for lvl in DunningLevel],
+        # the account table's short column heads, under "Days overdue" and "Dunning level"
+        "bucket_heads": [pgettext("days overdue", "not due"), "1-30", "31-60", "61-90", "> 90"],
+        "level_heads": ["1", "2", "3", pgettext("dunning level", "completed")],
     })
