@@ -418,18 +418,18 @@ class Effect:
     def recovered_sums(self) -> list[tuple[str, Decimal]]:
         return sorted(self.recovered.items())
 
-    def add(self, *, sent_on: datetime.date, today: datetime.date, days: int | None, n: int, amount: Decimal,
+    def add(self, *, days: int | None, n: int, closed_7: int, closed_14: int, amount: Decimal,
             currency: str) -> None:
+        """`n` reminders followed by a payment after `days` (None: none), of them `closed_7` /
+        `closed_14` sent at least 7 / 14 days ago."""
         self.sent += n
-        if sent_on <= today - datetime.timedelta(days=7):
-            self.closed_7 += n
-            if days is not None and days <= 7:
-                self.paid_7 += n
-        if sent_on <= today - datetime.timedelta(days=14):
-            self.closed_14 += n
-            if days is not None and days <= 14:
-                self.paid_14 += n
+        self.closed_7 += closed_7
+        self.closed_14 += closed_14
         if days is not None:
+            if days <= 7:
+                self.paid_7 += closed_7
+            if days <= 14:
+                self.paid_14 += closed_14
             self.paid += n
             self.days[days] = self.days.get(days, 0) + n
             self.recovered[currency] = self.recovered.get(currency, ZERO) + amount
@@ -446,9 +446,12 @@ def reminder_effectiveness(*, start: datetime.date, end: datetime.date, today: d
     both included), how many of those whose window is over (sent at least 7 / 14 days before
     `today`) were paid within 7 / 14 days, the median days to payment of those paid, and the
     amount recovered per currency. Reads `ReminderOutcome` (one query with the templates' names)."""
+    week_ago, fortnight_ago = today - datetime.timedelta(days=7), today - datetime.timedelta(days=14)
     rows = (ReminderOutcome.objects.filter(sent_on__gte=start, sent_on__lte=end).order_by()
-            .values("sent_on", "level", "template_id", "currency", "days_to_payment")
-            .annotate(n=Sum("reminders"), amount=Sum("amount")))
+            .values("level", "template_id", "currency", "days_to_payment")
+            .annotate(n=Sum("reminders"), amount=Sum("amount"),
+                      closed_7=Sum("reminders", filter=Q(sent_on__lte=week_ago), default=0),
+                      closed_14=Sum("reminders", filter=Q(sent_on__lte=fortnight_ago), default=0)))
     levels = {level: Effect(level=level) for level in DunningLevel.sendable()}
     templates: dict[tuple[int, int | None], Effect] = {}
     for row in rows:
@@ -456,8 +459,8 @@ def reminder_effectiveness(*, start: datetime.date, end: datetime.date, today: d
         effect = templates.get(key)
         if effect is None:
             effect = templates[key] = Effect(level=row["level"], template_id=row["template_id"])
-        kwargs = {"sent_on": row["sent_on"], "today": today, "days": row["days_to_payment"], "n": row["n"],
-                  "amount": row["amount"], "currency": row["currency"]}
+        kwargs = {"days": row["days_to_payment"], "n": row["n"], "closed_7": row["closed_7"],
+                  "closed_14": row["closed_14"], "amount": row["amount"], "currency": row["currency"]}
         effect.add(**kwargs)
         levels[DunningLevel(row["level"])].add(**kwargs)
     names = {pk: f"{name} ({language})" for pk, name, language in

@@ -48,9 +48,9 @@ def add_reminders(target: int, seed: int = 11) -> dict:
     columns = ["order_id", "level", "trigger", "recipient", "subject", "body", "html_body", "status", "message_id",
                "error", "created_at", "sent_at", "template_id", "claim_snapshot"]
     todo = target - existing
-    orders = (Order.objects.filter(reminders__isnull=True).order_by("?" if connection.vendor == "sqlite" else "id")
-              .values_list("id", "ordered_at", "reminders_sent", "customer_email")
-              .iterator(chunk_size=10_000))
+    # read before the COPY starts: the connection cannot fetch while it copies
+    orders = list(Order.objects.filter(reminders__isnull=True).order_by("id")
+                  .values_list("id", "ordered_at", "reminders_sent", "customer_email")[:todo * 3])
 
     def rows():
         left = todo

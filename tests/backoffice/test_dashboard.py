@@ -119,7 +119,7 @@ def test_age_filter_on_the_overview_is_the_bucket(bo_client, book):
     numbers = {o.number for o in response.context["orders"]}
     assert numbers == {book[k].number for k in ("C", "D", "E", "F", "G", "J")}
     chips = {c["name"]: c["value"] for c in response.context["chips"]}
-    assert chips["currency"] == "EUR" and chips["age"] == "overdue (1 day or more)"
+    assert chips["currency"] == "EUR" and chips["age"] == "überfällig (ab 1 Tag)"
 
 
 def test_bad_overview_filters_are_form_errors(bo_client, book):
