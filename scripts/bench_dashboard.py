@@ -78,6 +78,18 @@ def add_reminders(target: int, seed: int = 11) -> dict:
     return {"reminders": count, "generated": count - existing, "seconds": time.perf_counter() - start}
 
 
+def live_trend(today: datetime.date, terms: dict[int, int], now: datetime.datetime) -> int:
+    """The trend's 89 past days computed from the order history, in the backfill's chunks."""
+    from dunning import reporting
+
+    days = [today - datetime.timedelta(days=n) for n in range(89, 0, -1)]
+    rows = 0
+    for start in range(0, len(days), reporting.BACKFILL_CHUNK):
+        chunk = [(d, reporting.end_of_day(d)) for d in days[start:start + reporting.BACKFILL_CHUNK]]
+        rows += len(reporting._snapshot_rows(chunk, terms=terms, recorded_at=now, backfilled=True))
+    return rows
+
+
 def timed(fn, *args, **kwargs) -> tuple[float, object]:
     start = time.perf_counter()
     result = fn(*args, **kwargs)
@@ -101,7 +113,7 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=1_000_000 if is_pg else 100_000)
     parser.add_argument("--reminders", type=int, default=300_000 if is_pg else 30_000)
     parser.add_argument("--repeat", type=int, default=30, help="requests of the page")
-    parser.add_argument("--live-repeat", type=int, default=5, help="runs of each live alternative")
+    parser.add_argument("--live-repeat", type=int, default=3, help="runs of each live alternative")
     parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks-dashboard.md"))
     args = parser.parse_args()
 
@@ -191,10 +203,8 @@ def main() -> int:
         ("reminder effect (snapshot, on the page): 90 days of outcome rows",
          measure(args.repeat, lambda: reporting.reminder_effectiveness(
              start=today - datetime.timedelta(days=89), end=today, today=today))),
-        ("trend computed live from the order history (90 days)",
-         measure(args.live_repeat, lambda: reporting._snapshot_rows(
-             [(d, reporting.end_of_day(d)) for d in (today - datetime.timedelta(days=n) for n in range(89, 0, -1))],
-             terms=terms, recorded_at=now, backfilled=True))),
+        ("trend computed live from the order history (89 days, as the backfill: 15 days a query)",
+         measure(args.live_repeat, lambda: live_trend(today, terms, now))),
         ("reminder effect computed live (every reminder and its order)",
          measure(args.live_repeat, lambda: reporting.reminder_outcomes_rebuild(now=now))),
     ]
