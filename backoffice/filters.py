@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 import django_filters
 from django import forms
+from django.core.validators import RegexValidator
 from django.db.models import Case, DateTimeField, F, Q, QuerySet, Value, When
 from django.forms.models import ModelChoiceIterator
 from django.http import QueryDict
@@ -17,9 +18,11 @@ from django.utils.translation import gettext_lazy as _
 from django_filters.constants import EMPTY_VALUES
 
 from accounts.models import SalesAccount
+from common.dates import local_today
 from dunning.models import DunningConfig, DunningLevel
+from dunning.reporting import AgeBucket, age_bucket_q
 from dunning.selectors import level_q
-from orders.models import Order, PaymentMethod
+from orders.models import Order, PaymentMethod, payment_terms
 
 # (query value, label) of the level filter: `?dunning_level=1`, ..., `?dunning_level=completed`
 LEVEL_FILTER_CHOICES = [(level.param, level.label) for level in DunningLevel]
@@ -134,6 +137,13 @@ class OpenOrderFilter(django_filters.FilterSet):
     flagged = django_filters.ChoiceFilter(
         label=_("Flagged for cancellation"), choices=YES_NO, method="filter_flagged", empty_label=_("All")
     )
+    currency = django_filters.CharFilter(
+        label=_("Currency"), method="filter_currency", max_length=3,
+        validators=[RegexValidator(r"^[A-Za-z]{3}$", _("Enter a three-letter currency code."))],
+    )
+    age = django_filters.ChoiceFilter(
+        label=_("Days overdue"), choices=AgeBucket.choices, method="filter_age", empty_label=_("All")
+    )
     q = django_filters.CharFilter(
         label=_("Search"),
         method="filter_search",
@@ -155,7 +165,7 @@ class OpenOrderFilter(django_filters.FilterSet):
 
     # --- filters ---
 
-    FILTER_NAMES = ("dunning_level", "sales_account", "payment_method", "blocked", "flagged", "q")
+    FILTER_NAMES = ("dunning_level", "sales_account", "payment_method", "blocked", "flagged", "currency", "age", "q")
 
     def filter_dunning_level(self, queryset: QuerySet[Order], name: str, value: str) -> QuerySet[Order]:
         level = DunningLevel.from_param(value)
@@ -168,6 +178,13 @@ class OpenOrderFilter(django_filters.FilterSet):
 
     def filter_flagged(self, queryset: QuerySet[Order], name: str, value: str) -> QuerySet[Order]:
         return queryset.filter(flagged_for_cancellation_at__isnull=value != "true")
+
+    def filter_currency(self, queryset: QuerySet[Order], name: str, value: str) -> QuerySet[Order]:
+        return queryset.filter(currency=value.upper())
+
+    def filter_age(self, queryset: QuerySet[Order], name: str, value: str) -> QuerySet[Order]:
+        """Days overdue in the bucket (the dashboard's age buckets; dunning.reporting.AgeBucket)."""
+        return queryset.filter(age_bucket_q(value, today=local_today(self.now), terms=payment_terms()))
 
     def filter_search(self, queryset: QuerySet[Order], name: str, value: str) -> QuerySet[Order]:
         value = value.strip()

@@ -76,3 +76,21 @@ class BlockForm(ActionForm):
 
 class CancelForm(ActionForm):
     release_reservation = forms.BooleanField(label=_("Release the stock reservation"), required=False, initial=True)
+
+
+class PeriodForm(forms.Form):
+    """The dashboard's period of reminders (sent from `start` to `end`, both included)."""
+
+    start = forms.DateField(label=_("Reminders sent from"),
+                            widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    end = forms.DateField(label=_("to"), widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("start"), cleaned.get("end")
+        if start and start < EARLIEST_DATE:
+            self.add_error("start", _("The date cannot be before %(earliest)s.") % {
+                "earliest": EARLIEST_DATE.isoformat()})
+        if start and end and start > end:
+            self.add_error("end", _("The end of the period cannot be before its start."))
+        return cleaned

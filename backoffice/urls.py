@@ -6,6 +6,7 @@ app_name = "backoffice"
 
 urlpatterns = [
     path("orders/open-payments/", views.open_payments, name="open_payments"),
+    path("orders/dashboard/", views.dashboard, name="dashboard"),
     path("orders/open-payments/help/", views.overview_help, name="overview_help"),
     path("orders/open-payments/export/", views.export_orders, name="export_orders"),
     path("orders/open-payments/notify/", views.notify, name="notify"),

@@ -27,3 +27,8 @@ def _schedule_tick(sender: Celery, **kwargs) -> None:
         float(settings.WEBHOOK_SWEEP_SECONDS), sender.signature("webhooks.tasks.deliver_due"),
         name="webhook delivery sweep", expires=float(settings.WEBHOOK_SWEEP_SECONDS),
     )
+    # The dashboard's daily snapshot: today's row is rewritten at each run, missing days backfilled.
+    sender.add_periodic_task(
+        float(settings.DASHBOARD_SNAPSHOT_SECONDS), sender.signature("dunning.tasks.record_dashboard_snapshot"),
+        name="dashboard snapshot", expires=float(settings.DASHBOARD_SNAPSHOT_SECONDS),
+    )

@@ -246,6 +246,8 @@ DUNNING_SEND_CONCURRENCY = env_int("DUNNING_SEND_CONCURRENCY", 32)
 # Messages per second to the provider, shared by every worker (Redis when REDIS_URL is set, else the
 # database); empty: unlimited.
 DUNNING_SEND_RATE = float(env_str("DUNNING_SEND_RATE", "") or 0) or None
+# How often beat records the dashboard's snapshot of today (trend, DSO, reminder outcomes).
+DASHBOARD_SNAPSHOT_SECONDS = env_int("DASHBOARD_SNAPSHOT_SECONDS", 3600)
 
 # --- Webhooks (state out) and the API (orders in) -------------------------------------------
 # Webhook URLs on private, loopback or link-local addresses are refused unless this is true (tests, a

@@ -431,3 +431,81 @@ class TrackingEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} {self.event_type} {self.message_id or self.event_id}"
+
+
+# --- the dashboard's summary tables (dunning/reporting.py writes them; docs/rules/dashboard.md) ---
+
+
+class SnapshotDay(models.Model):
+    """A day whose receivables snapshot is recorded (its `ReceivablesSnapshot` rows may be none: nothing
+    open and nothing ordered). A day without this row has no snapshot: the trend leaves a gap, and
+    the next run backfills it."""
+
+    day = models.DateField(_("day"), unique=True)
+    backfilled = models.BooleanField(_("backfilled from history"), default=False)
+    recorded_at = models.DateTimeField(_("recorded at"))
+
+    class Meta:
+        verbose_name = _("snapshot day")
+        verbose_name_plural = _("snapshot days")
+        ordering = ["-day"]
+
+    def __str__(self) -> str:
+        return str(self.day)
+
+
+class ReceivablesSnapshot(models.Model):
+    """The open receivables of one sales account in one currency on one day: what the dashboard's
+    90-day trend and days sales outstanding read. Today's row is rewritten by every run of the
+    snapshot task (the state at that run); a past day's row is never rewritten. A day missing in the
+    last 90 is backfilled from the order history as the state at the end of that day."""
+
+    day = models.DateField(_("day"))
+    sales_account = models.ForeignKey(SalesAccount, on_delete=models.CASCADE, related_name="+",
+                                      verbose_name=_("sales account"))
+    currency = models.CharField(_("currency"), max_length=3)
+    open_count = models.PositiveIntegerField(_("open orders"), default=0)
+    open_amount = models.DecimalField(_("open amount"), max_digits=16, decimal_places=2, default=Decimal("0"))
+    overdue_count = models.PositiveIntegerField(_("overdue orders"), default=0)
+    overdue_amount = models.DecimalField(_("overdue amount"), max_digits=16, decimal_places=2, default=Decimal("0"))
+    sales_count = models.PositiveIntegerField(_("orders placed"), default=0)
+    sales_amount = models.DecimalField(_("amount ordered"), max_digits=16, decimal_places=2, default=Decimal("0"))
+    backfilled = models.BooleanField(_("backfilled from history"), default=False)
+    recorded_at = models.DateTimeField(_("recorded at"))
+
+    class Meta:
+        verbose_name = _("receivables snapshot")
+        verbose_name_plural = _("receivables snapshots")
+        ordering = ["-day", "sales_account", "currency"]
+        constraints = [
+            # one row per day, account and currency: a second run on the same day updates it
+            models.UniqueConstraint(fields=["day", "sales_account", "currency"], name="snapshot_unique_per_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.sales_account_id} {self.currency}"
+
+
+class ReminderOutcome(models.Model):
+    """How many reminders sent on `sent_on` at `level` with `template` in `currency` were followed by
+    the order's payment `days_to_payment` days later (NULL: not paid after it, or a later reminder
+    went out before the payment), and the totals of those orders. Rebuilt in full by the snapshot
+    task from the reminders and the orders' payment dates; the effectiveness table sums it over a
+    period."""
+
+    sent_on = models.DateField(_("sent on"))
+    level = models.PositiveSmallIntegerField(_("level"))
+    template = models.ForeignKey(EmailTemplate, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                 verbose_name=_("template"))
+    currency = models.CharField(_("currency"), max_length=3)
+    days_to_payment = models.PositiveIntegerField(_("days to payment"), null=True, blank=True)
+    reminders = models.PositiveIntegerField(_("reminders"))
+    amount = models.DecimalField(_("amount"), max_digits=16, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("reminder outcome")
+        verbose_name_plural = _("reminder outcomes")
+        indexes = [models.Index(fields=["sent_on"], name="reminderoutcome_sent_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.sent_on} L{self.level} {self.days_to_payment}"

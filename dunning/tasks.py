@@ -8,7 +8,7 @@ from celery import shared_task
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from . import automation, services
+from . import automation, reporting, services
 from .models import DunningRun
 
 
@@ -39,3 +39,13 @@ def run_dunning_job(trigger: str = DunningRun.Trigger.COMMAND, user_id: int | No
 def notify_orders(*, run_id: int, order_ids: list[int], level: int, user_id: int | None) -> None:
     """A large manual Notify, run in the worker; its DunningRun was created by `notify_queue`."""
     services.notify_task_run(run_id=run_id, order_ids=order_ids, level=level, user_id=user_id)
+
+
+@shared_task(name="dunning.tasks.record_dashboard_snapshot")
+def record_dashboard_snapshot() -> int:
+    """Sent by beat every DASHBOARD_SNAPSHOT_SECONDS: today's receivables snapshot (backfilling
+    missing days of the last 90) and the reminder outcomes. Safe to run twice."""
+    now = timezone.now()
+    result = reporting.snapshots_record(now=now)
+    reporting.reminder_outcomes_rebuild(now=now)
+    return result.rows

@@ -3,6 +3,7 @@ and the order page. Views read through selectors, write through services, and tu
 messages."""
 
 from .bulk import bulk_action
+from .dashboard import dashboard
 from .export import export_orders
 from .help import overview_help
 from .notify import notify, notify_run
@@ -10,6 +11,6 @@ from .orders import order_detail, order_email, order_undo_paid, reminder_resolve
 from .overview import open_payments
 from .payments import payment_action, statement_upload, unmatched, unmatched_count_json
 
-__all__ = ["bulk_action", "export_orders", "notify", "notify_run", "open_payments", "order_detail", "order_email",
-           "order_undo_paid", "overview_help", "payment_action", "reminder_resolve", "statement_upload", "unmatched",
-           "unmatched_count_json"]
+__all__ = ["bulk_action", "dashboard", "export_orders", "notify", "notify_run", "open_payments", "order_detail",
+           "order_email", "order_undo_paid", "overview_help", "payment_action", "reminder_resolve", "statement_upload",
+           "unmatched", "unmatched_count_json"]

@@ -13,6 +13,7 @@ from django.utils.translation import pgettext_lazy
 
 from common.dates import local_today
 from dunning.models import DunningLevel
+from dunning.reporting import AgeBucket
 from dunning.selectors import active_configs, claims_today, first_deadline_subquery
 from orders.services import RULES
 from payments.selectors import with_paid_amount
@@ -75,13 +76,16 @@ def _chips(filterset: OpenOrderFilter, data: QueryDict) -> list[dict[str, str]]:
     cleaned = filterset.form.cleaned_data if filterset.is_bound and hasattr(filterset.form, "cleaned_data") else {}
     # the chip reads "Dunning level: 1", not "Dunning level: Level 1"
     levels = {level.param: str(level.value) if level.is_sendable else level.label for level in DunningLevel}
-    labels = {"dunning_level": levels, "blocked": dict(YES_NO), "flagged": dict(YES_NO)}
+    labels = {"dunning_level": levels, "blocked": dict(YES_NO), "flagged": dict(YES_NO),
+              "age": dict(AgeBucket.choices)}
     chips = []
     for name in OpenOrderFilter.FILTER_NAMES:
         value = cleaned.get(name)
         if value in (None, ""):
             continue
         shown = labels[name].get(value, value) if name in labels else value
+        if name == "currency":
+            shown = value.upper()
         chips.append(
             {
                 "name": name,

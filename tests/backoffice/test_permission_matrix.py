@@ -38,6 +38,7 @@ def back_office_pages(world):
         f"/orders/actions/?action=block&ids={o.id}",
         f"/orders/open-payments/runs/{r.id}/",
         f"/orders/{o.id}/",
+        "/orders/dashboard/",
     ]
 
 
