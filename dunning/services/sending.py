@@ -20,7 +20,7 @@ import time
 import uuid
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -53,7 +53,6 @@ from .reminders import (
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-RECORD_EVERY = 250  # outcomes are written back every 250 sends: few statements, small crash window
 GIVE_UP_AFTER = 5  # transient failures in a row before a run stops
 MAX_THROTTLED = 20  # 429s with Retry-After for one message before it counts as a transient failure
 
@@ -155,6 +154,7 @@ class _Claimed:
     throttled: int = 0
     order_number: str = ""
     sales_account_id: int = 0
+    claim_key: int | None = None  # the advisory lock of its claim (PostgreSQL)
 
 
 def claim_lock_key(claim: uuid.UUID) -> int:
@@ -216,7 +216,7 @@ class SendBatch:
         self.limiter = rate_limiter()
         self.connection = None  # the main thread's: opened for a chunk sent without threads
         self._transient_in_a_row = 0
-        self._claim_locks: list[int] = []
+        self._claim_locks: dict[int, int] = {}  # advisory lock of a claim -> its reminders not yet handed over
         self._pool: ThreadPoolExecutor | None = None  # started at the first claimed reminder
         self._local = threading.local()  # each sending thread's own provider connection
         self._connections: list = []
@@ -234,7 +234,7 @@ class SendBatch:
                 # held (session level) until the chunk is worked: while held, nobody withdraws it
                 key = claim_lock_key(claim)
                 _advisory("pg_advisory_lock", key)
-                self._claim_locks.append(key)
+                self._claim_locks[key] = 0
             due = list(selectors.orders_due(self.level, now=self.now, configs=self.configs, automatic=self.automatic,
                                             queryset=Order.objects.filter(id__in=chunk))
                        .annotate(skip_reason=selectors.skip_reason(checks))
@@ -292,10 +292,27 @@ class SendBatch:
                 outcome.skipped.setdefault(order_id, reason)
         for order_id in set(rendered_by_order) - set(claimed_ids):
             outcome.skipped[order_id] = Skip.IN_FLIGHT
-        return [_Claimed(reminder_id, order_id, build_message(orders[order_id], rendered_by_order[order_id],
-                                                              level=self.level, reminder_id=reminder_id),
-                         order_number=orders[order_id].number, sales_account_id=orders[order_id].sales_account_id)
-                for order_id, reminder_id in sorted(claimed_ids.items())]
+        key = claim_lock_key(claim) if claim_lock_key(claim) in self._claim_locks else None
+        items = [_Claimed(reminder_id, order_id, build_message(orders[order_id], rendered_by_order[order_id],
+                                                               level=self.level, reminder_id=reminder_id),
+                          order_number=orders[order_id].number, sales_account_id=orders[order_id].sales_account_id,
+                          claim_key=key)
+                 for order_id, reminder_id in sorted(claimed_ids.items())]
+        if key is not None:
+            self._claim_locks[key] = len(items)
+            self._settle([])  # nothing claimed: the lock goes at once
+        return items
+
+    def _settle(self, items: list[_Claimed]) -> None:
+        """`items` were handed over or withdrawn: a claim none of whose reminders waits any more
+        drops its advisory lock (nobody may withdraw what was handed over anyway)."""
+        for item in items:
+            if item.claim_key is not None and item.claim_key in self._claim_locks:
+                self._claim_locks[item.claim_key] -= 1
+        for key in [k for k, waiting in self._claim_locks.items() if waiting <= 0]:
+            del self._claim_locks[key]
+            with contextlib.suppress(Exception):  # a lost session has already dropped its locks
+                _advisory("pg_advisory_unlock", key)
 
     def _diagnose(self, order_ids: set[int]) -> dict[int, str]:
         """Why orders of a chunk were not claimed, from the same checks the Notify confirmation
@@ -353,40 +370,71 @@ class SendBatch:
                 items = [i for i in items if i.handed or i.reminder_id in still]
             for item in fresh:
                 item.handed = True
+            self._settle(fresh)
         return items
 
-    def send_all(self, claimed: list[_Claimed]) -> None:
-        """Send the claimed reminders, up to `concurrency` provider calls at once, each in a thread
-        of its own with its own connection; this thread alone touches the database: it marks each
-        group as handed over just before giving it to the threads, writes back every RECORD_EVERY
-        results, and takes the rate limit's tokens. A 429 with Retry-After pauses the limit for
-        everyone and the message is handed over again; retry backoff sleeps only in its thread."""
-        if not claimed:
-            return
-        if self._pool is None and self.concurrency > 1:
-            self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="dunning-send")
-        queue = deque(claimed)
+    def send_ids(self, order_ids: Iterable[int], *, group: int) -> None:
+        """Claim `order_ids` in groups of `group` and send them as a pipeline, up to `concurrency`
+        provider calls at once, each in a thread of its own with its own connection; this thread
+        alone touches the database. Sends start as soon as the first group is claimed: the next
+        group is claimed while the calls of the one before are in flight, whenever fewer than a
+        window (`concurrency`) of claimed reminders wait.
+
+        At most `concurrency` reminders are ever handed over and not yet written back (in flight
+        plus results not yet recorded): what a crash leaves in the unknown state. Each group is
+        marked as handed over (one UPDATE) just before it goes to the threads; results are written
+        back in sets before the window fills. Tokens of the rate limit are taken per group. A 429
+        with Retry-After pauses the limit for everyone and the message is handed over again; retry
+        backoff sleeps only in its thread."""
+        groups = iter(chunked(order_ids, group))
+        window = self.concurrency
+        record_at = max(1, window // 8)  # write back once this many results wait (or nothing else does)
+        if self._pool is None and window > 1:
+            self._pool = ThreadPoolExecutor(max_workers=window, thread_name_prefix="dunning-send")
+        queue: deque[_Claimed] = deque()
         in_flight: dict[Future, _Claimed] = {}
         results: list[tuple[_Claimed, str, str, str]] = []
         stop_error = ""
+        exhausted = False
+        throttled = 0
         try:
-            while queue or in_flight:
+            while True:
                 pause = 0.0
-                free = self.concurrency - len(in_flight)
+                # a throttled message waiting to go again was handed over too: it counts in the window
+                free = window - len(in_flight) - len(results) - throttled
                 if queue and not stop_error and free > 0:
                     granted, pause = self.limiter.take(min(free, len(queue)))
                     if granted:
                         items = [queue.popleft() for _ in range(granted)]
+                        throttled -= sum(1 for i in items if i.handed)
                         batch = retrying(lambda items=items: self._hand_over(items))
                         for item in batch:
                             in_flight[self._submit(item)] = item
+                        continue  # more may go at once (another account of free slots)
+                if not exhausted and not stop_error and len(queue) < window:
+                    chunk = next(groups, None)
+                    if chunk is None:
+                        exhausted = True
+                    else:
+                        queue.extend(retrying(lambda chunk=chunk: self.claim(chunk)))
+                    continue
                 if not in_flight:
+                    if results:
+                        self._record(results)
+                        results = []
+                        continue
                     if stop_error or not queue:
                         break
                     time.sleep(min(max(pause, 0.001), 1.0))
                     continue
-                timeout = min(max(pause, 0.001), 1.0) if (queue and not stop_error and pause) else None
-                done, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
+                more = bool(queue) and not stop_error  # something waits for a free slot
+                if more and (len(results) >= record_at or (results and free <= 0)):
+                    self._record(results)
+                    results = []
+                    continue
+                timeout = min(max(pause, 0.001), 1.0) if (more and pause) else None
+                # nothing waits for a slot: let all in flight finish and write them back in one set
+                done, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED if more else ALL_COMPLETED)
                 for future in done:
                     item = in_flight.pop(future)
                     kind, mid, err = future.result()
@@ -394,25 +442,26 @@ class SendBatch:
                         item.throttled += 1
                         if item.throttled <= MAX_THROTTLED:
                             self.limiter.pause(float(err))
-                            queue.appendleft(item)
+                            queue.appendleft(item)  # handed over again: it keeps its handed_at
+                            throttled += 1
                             continue
                         kind, err = TRANSIENT, "Provider kept answering 429 Too Many Requests"
                     results.append((item, kind, mid, err))
                     self._transient_in_a_row = self._transient_in_a_row + 1 if kind == TRANSIENT else 0
                     if self._transient_in_a_row >= GIVE_UP_AFTER and not stop_error:
                         stop_error = err  # hand nothing more over; let what is in flight finish
-                if len(results) >= RECORD_EVERY:
-                    retrying(lambda results=results: self.record(results))
-                    results = []
         finally:
-            if in_flight:  # only when the main thread itself failed: what went out is still recorded
+            if in_flight:  # only when this thread itself failed: what went out is still recorded
                 for future in list(in_flight):
                     future.cancel()
             if results:
-                retrying(lambda results=results: self.record(results))
+                self._record(results)
         if stop_error:
             self.release_unsent(list(queue))
             raise ProviderUnavailable(stop_error, self.outcome)
+
+    def _record(self, results: list[tuple[_Claimed, str, str, str]]) -> None:
+        retrying(lambda: self.record(results))
 
     def record(self, results: list[tuple[_Claimed, str, str, str]]) -> None:
         """Write back the outcome of sent e-mails in one transaction."""
@@ -447,11 +496,12 @@ class SendBatch:
         reminders_withdraw([i.reminder_id for i in items])
         for item in items:
             self.outcome.skipped[item.order_id] = Skip.PROVIDER_DOWN
+        self._settle([i for i in items if not i.handed])
 
     def release_claim_locks(self) -> None:
         """The chunk is worked: everything claimed was handed over or withdrawn."""
         while self._claim_locks:
-            key = self._claim_locks.pop()
+            key, _waiting = self._claim_locks.popitem()
             with contextlib.suppress(Exception):  # a lost session has already dropped its locks
                 _advisory("pg_advisory_unlock", key)
 
@@ -463,6 +513,13 @@ class SendBatch:
             if connection is not None:
                 with contextlib.suppress(Exception):  # closing a broken connection must not hide the real error
                     connection.close()
+
+
+def claim_group(batch_size: int, concurrency: int) -> int:
+    """How many orders one claim takes: two windows of sends (so the next group is claimed while
+    one is in flight), at least 50 (a claim costs a few statements whatever its size), at most
+    `DUNNING_BATCH_SIZE`."""
+    return max(1, min(batch_size, max(50, 2 * concurrency)))
 
 
 def reminders_send(*, order_ids: Iterable[int], level: int, trigger: str, now: datetime.datetime, user=None,
@@ -478,11 +535,7 @@ def reminders_send(*, order_ids: Iterable[int], level: int, trigger: str, now: d
                       configs=selectors.active_configs() if configs is None else configs)
     try:
         reminders_release_orphans(level=level, now=now)
-        for chunk in chunked(order_ids, batch_size or settings.DUNNING_BATCH_SIZE):
-            try:
-                batch.send_all(retrying(lambda chunk=chunk: batch.claim(chunk)))
-            finally:
-                batch.release_claim_locks()
+        batch.send_ids(order_ids, group=claim_group(batch_size or settings.DUNNING_BATCH_SIZE, batch.concurrency))
     finally:
         batch.close()
     return batch.outcome
