@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import itertools
 import logging
 import threading
 import time
@@ -30,7 +31,6 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db import connection as db_connection
 
 from common.dates import local_today
-from common.iterables import chunked
 from orders.audit import order_events_log
 from orders.models import Order, OrderEvent
 from webhooks.models import EventType
@@ -54,6 +54,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 GIVE_UP_AFTER = 5  # transient failures in a row before a run stops
+PROBE_CALLS = 4  # calls sent in the run's own thread to learn whether the provider makes them wait
+CPU_BOUND_SHARE = 0.5  # calls computing at least this share of their time stay in the run's own thread
 MAX_THROTTLED = 20  # 429s with Retry-After for one message before it counts as a transient failure
 
 
@@ -217,7 +219,9 @@ class SendBatch:
         self.connection = None  # the main thread's: opened for a chunk sent without threads
         self._transient_in_a_row = 0
         self._claim_locks: dict[int, int] = {}  # advisory lock of a claim -> its reminders not yet handed over
-        self._pool: ThreadPoolExecutor | None = None  # started at the first claimed reminder
+        self._pool: ThreadPoolExecutor | None = None  # started once calls are seen to wait (_threads_pay)
+        self._probed = 0  # calls sent in this thread, measured
+        self._cpu_share = 1.0  # of those calls' time, the share spent computing (moving average)
         self._local = threading.local()  # each sending thread's own provider connection
         self._connections: list = []
         self._connections_lock = threading.Lock()
@@ -343,94 +347,124 @@ class SendBatch:
         """In a sending thread: only the provider call, no database."""
         return send_message(item.message, self._thread_connection(), throttle=True)
 
-    def _submit(self, item: _Claimed) -> Future:
-        if self._pool is not None:
-            return self._pool.submit(self._send_one, item)
-        future: Future = Future()  # concurrency 1: sent in this thread, no pool
+    def _send_inline(self, item: _Claimed) -> tuple[str, str, str]:
+        """In this thread, measuring how much of the call is CPU: a call that mostly computes
+        (an instant provider, a relay on localhost) gains nothing from threads, which only fight
+        over the interpreter lock with this thread's database work."""
+        wall, cpu = time.perf_counter(), time.thread_time()
         try:
-            future.set_result(self._send_one(item))
+            return self._send_one(item)
+        finally:
+            wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+            share = cpu / wall if wall > 0 else 1.0
+            self._cpu_share = share if self._probed == 0 else 0.8 * self._cpu_share + 0.2 * share
+            self._probed += 1
+
+    def _threads_pay(self) -> bool:
+        """Decided on the first PROBE_CALLS calls, sent in this thread; after that, while calls
+        stay mostly CPU they go on in this thread; once a call mostly waits, threads take over
+        for the rest of the batch."""
+        if self.concurrency == 1 or self._probed < PROBE_CALLS:
+            return False
+        if self._pool is None and self._cpu_share < CPU_BOUND_SHARE:
+            self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="dunning-send")
+        return self._pool is not None
+
+    def _submit(self, item: _Claimed) -> Future:
+        if self._threads_pay():
+            return self._pool.submit(self._send_one, item)
+        future: Future = Future()  # sent in this thread
+        try:
+            future.set_result(self._send_inline(item))
         except BaseException as exc:
             future.set_exception(exc)
         return future
 
-    def _hand_over(self, items: list[_Claimed]) -> list[_Claimed]:
-        """Record that these are about to go to the provider (one UPDATE); returns the ones still
-        ours (a claim withdrawn meanwhile because our session was lost is not sent)."""
-        fresh = [i for i in items if not i.handed]
+    def _mark_handed(self, fresh: list[_Claimed]) -> set[int]:
+        """In the caller's transaction: record that `fresh` (never handed over) are about to go to
+        the provider (one UPDATE). Returns the reminder ids still ours (a claim withdrawn meanwhile
+        because our session was lost is not sent)."""
+        ids = [i.reminder_id for i in fresh]
+        marked = Reminder.objects.filter(id__in=ids, status=Reminder.Status.PENDING,
+                                         handed_at__isnull=True).update(handed_at=self.now)
+        if marked == len(fresh):
+            return set(ids)
+        return set(Reminder.objects.filter(id__in=ids, status=Reminder.Status.PENDING, handed_at=self.now)
+                   .values_list("id", flat=True))
+
+    def _flush(self, results: list[tuple[_Claimed, str, str, str]], items: list[_Claimed]) -> list[_Claimed]:
+        """One transaction (one commit): write back `results` and mark `items` as handed over.
+        Returns the items to send. Safe to repeat whole (`retrying`): nothing outside the database
+        changes before it commits."""
+        fresh = [i for i in items if not i.handed]  # a throttled message keeps its first handed_at
+        with transaction.atomic():
+            written = self._write_back(results) if results else None
+            still = self._mark_handed(fresh) if fresh else set()
+        if written:
+            self._count(*written)
         if fresh:
-            ids = [i.reminder_id for i in fresh]
-            marked = Reminder.objects.filter(id__in=ids, status=Reminder.Status.PENDING,
-                                             handed_at__isnull=True).update(handed_at=self.now)
-            if marked != len(fresh):
-                still = set(Reminder.objects.filter(id__in=ids, status=Reminder.Status.PENDING, handed_at=self.now)
-                            .values_list("id", flat=True))
-                for item in fresh:
-                    if item.reminder_id not in still:
-                        self.outcome.skipped[item.order_id] = Skip.IN_FLIGHT
-                items = [i for i in items if i.handed or i.reminder_id in still]
             for item in fresh:
                 item.handed = True
+                if item.reminder_id not in still:
+                    self.outcome.skipped[item.order_id] = Skip.IN_FLIGHT
+            items = [i for i in items if i not in fresh or i.reminder_id in still]
             self._settle(fresh)
         return items
 
-    def send_ids(self, order_ids: Iterable[int], *, group: int) -> None:
-        """Claim `order_ids` in groups of `group` and send them as a pipeline, up to `concurrency`
-        provider calls at once, each in a thread of its own with its own connection; this thread
-        alone touches the database. Sends start as soon as the first group is claimed: the next
-        group is claimed while the calls of the one before are in flight, whenever fewer than a
-        window (`concurrency`) of claimed reminders wait.
+    def send_ids(self, order_ids: Iterable[int], *, group: int, large_group: int) -> None:
+        """Claim `order_ids` in groups and send them as a pipeline, up to `concurrency` provider
+        calls at once, each in a thread of its own with its own connection; this thread alone
+        touches the database. Sends start as soon as the first group is claimed: the next group is
+        claimed while the calls of the one before are in flight, whenever fewer than a window
+        (`concurrency`) of claimed reminders wait. Groups are `group` orders while the calls wait
+        for the provider, `large_group` once they are seen to be CPU-bound (sent in this thread,
+        where a larger claim costs fewer statements and overlaps nothing anyway).
 
-        At most `concurrency` reminders are ever handed over and not yet written back (in flight
-        plus results not yet recorded): what a crash leaves in the unknown state. Each group is
-        marked as handed over (one UPDATE) just before it goes to the threads; results are written
-        back in sets before the window fills. Tokens of the rate limit are taken per group. A 429
-        with Retry-After pauses the limit for everyone and the message is handed over again; retry
-        backoff sleeps only in its thread."""
-        groups = iter(chunked(order_ids, group))
+        At most `concurrency` reminders are ever handed over and not yet written back (in flight,
+        results not yet recorded, throttled ones waiting to go again): what a crash leaves in the
+        unknown state. Results are written back and the next messages marked as handed over in one
+        transaction, before the window fills. Tokens of the rate limit are taken per hand-over. A
+        429 with Retry-After pauses the limit for everyone and the message is handed over again;
+        retry backoff sleeps only in its thread."""
+        ids = iter(order_ids)
         window = self.concurrency
-        record_at = max(1, window // 8)  # write back once this many results wait (or nothing else does)
-        if self._pool is None and window > 1:
-            self._pool = ThreadPoolExecutor(max_workers=window, thread_name_prefix="dunning-send")
+        record_at = max(1, window // 8)  # with more waiting: write back once this many results are in
         queue: deque[_Claimed] = deque()
         in_flight: dict[Future, _Claimed] = {}
         results: list[tuple[_Claimed, str, str, str]] = []
         stop_error = ""
         exhausted = False
-        throttled = 0
+        throttled = 0  # handed over, answered 429, waiting in the queue to go again
         try:
             while True:
+                more = bool(queue) and not stop_error  # claimed reminders wait for a slot
+                slots = window - len(in_flight) - len(results) - throttled  # free without writing back
+                write = bool(results) and (not in_flight or (more and (len(results) >= record_at or slots <= 0)))
+                free = slots + (len(results) if write else 0)
+                items: list[_Claimed] = []
                 pause = 0.0
-                # a throttled message waiting to go again was handed over too: it counts in the window
-                free = window - len(in_flight) - len(results) - throttled
-                if queue and not stop_error and free > 0:
+                if more and free > 0:
                     granted, pause = self.limiter.take(min(free, len(queue)))
-                    if granted:
-                        items = [queue.popleft() for _ in range(granted)]
-                        throttled -= sum(1 for i in items if i.handed)
-                        batch = retrying(lambda items=items: self._hand_over(items))
-                        for item in batch:
-                            in_flight[self._submit(item)] = item
-                        continue  # more may go at once (another account of free slots)
+                    items = [queue.popleft() for _ in range(granted)]
+                    throttled -= sum(1 for i in items if i.handed)
+                if write or items:
+                    written, results = (results, []) if write else ([], results)
+                    items = retrying(lambda r=written, i=items: self._flush(r, i))
+                    for item in items:
+                        in_flight[self._submit(item)] = item
+                    continue
                 if not exhausted and not stop_error and len(queue) < window:
-                    chunk = next(groups, None)
-                    if chunk is None:
-                        exhausted = True
-                    else:
+                    size = group if (self._pool is not None or self._probed < PROBE_CALLS) else large_group
+                    chunk = list(itertools.islice(ids, size))
+                    if chunk:
                         queue.extend(retrying(lambda chunk=chunk: self.claim(chunk)))
+                    else:
+                        exhausted = True
                     continue
                 if not in_flight:
-                    if results:
-                        self._record(results)
-                        results = []
-                        continue
-                    if stop_error or not queue:
+                    if not more:
                         break
                     time.sleep(min(max(pause, 0.001), 1.0))
-                    continue
-                more = bool(queue) and not stop_error  # something waits for a free slot
-                if more and (len(results) >= record_at or (results and free <= 0)):
-                    self._record(results)
-                    results = []
                     continue
                 timeout = min(max(pause, 0.001), 1.0) if (more and pause) else None
                 # nothing waits for a slot: let all in flight finish and write them back in one set
@@ -455,38 +489,41 @@ class SendBatch:
                 for future in list(in_flight):
                     future.cancel()
             if results:
-                self._record(results)
+                retrying(lambda: self._flush(results, []))
         if stop_error:
             self.release_unsent(list(queue))
             raise ProviderUnavailable(stop_error, self.outcome)
 
-    def _record(self, results: list[tuple[_Claimed, str, str, str]]) -> None:
-        retrying(lambda: self.record(results))
-
     def record(self, results: list[tuple[_Claimed, str, str, str]]) -> None:
         """Write back the outcome of sent e-mails in one transaction."""
+        self._flush(results, [])
+
+    def _write_back(self, results: list[tuple[_Claimed, str, str, str]]):
+        """In the caller's transaction: the outcome of sent e-mails, set-based."""
         sent = [(item, mid) for item, kind, mid, _err in results if kind == SENT]
         failed = [(item, err) for item, kind, _mid, err in results if kind in (TRANSIENT, PERMANENT)]
         unknown = [(item, err) for item, kind, _mid, err in results if kind == AMBIGUOUS]
-        with transaction.atomic():
-            if sent:
-                reminders_mark_sent([WentOut(item.reminder_id, item.order_id, self.level, mid) for item, mid in sent],
-                                    sent_at=self.now, now=self.now, exact=True)
-                order_events_log(
-                    [(item.order_id, {"level": self.level, "trigger": self.trigger, "reminder": item.reminder_id})
-                     for item, _ in sent],
-                    action=OrderEvent.Action.REMINDER_SENT, at=self.now, user=self.user)
-                events_emit(EventType.REMINDER_SENT, [
-                    (item.sales_account_id, {"order_number": item.order_number, "level": self.level,
-                                             "trigger": self.trigger, "sent_at": self.now.isoformat()})
-                    for item, _ in sent], now=self.now)
-            by_error: dict[str, list[int]] = defaultdict(list)
-            for item, err in failed:
-                by_error[err].append(item.reminder_id)
-            for err, ids in by_error.items():
-                reminders_mark_failed(ids, error=err, now=self.now)
-            for item, err in unknown:
-                reminders_mark_outcome_unknown([item.reminder_id], error=err, now=self.now)
+        if sent:
+            reminders_mark_sent([WentOut(item.reminder_id, item.order_id, self.level, mid) for item, mid in sent],
+                                sent_at=self.now, now=self.now, exact=True)
+            order_events_log(
+                [(item.order_id, {"level": self.level, "trigger": self.trigger, "reminder": item.reminder_id})
+                 for item, _ in sent],
+                action=OrderEvent.Action.REMINDER_SENT, at=self.now, user=self.user)
+            events_emit(EventType.REMINDER_SENT, [
+                (item.sales_account_id, {"order_number": item.order_number, "level": self.level,
+                                         "trigger": self.trigger, "sent_at": self.now.isoformat()})
+                for item, _ in sent], now=self.now)
+        by_error: dict[str, list[int]] = defaultdict(list)
+        for item, err in failed:
+            by_error[err].append(item.reminder_id)
+        for err, ids in by_error.items():
+            reminders_mark_failed(ids, error=err, now=self.now)
+        for item, err in unknown:
+            reminders_mark_outcome_unknown([item.reminder_id], error=err, now=self.now)
+        return sent, failed, unknown
+
+    def _count(self, sent, failed, unknown) -> None:
         self.outcome.sent += [item.order_id for item, _ in sent]
         self.outcome.failed.update({item.order_id: err for item, err in failed})
         self.outcome.unknown += [item.order_id for item, _ in unknown]
@@ -535,7 +572,8 @@ def reminders_send(*, order_ids: Iterable[int], level: int, trigger: str, now: d
                       configs=selectors.active_configs() if configs is None else configs)
     try:
         reminders_release_orphans(level=level, now=now)
-        batch.send_ids(order_ids, group=claim_group(batch_size or settings.DUNNING_BATCH_SIZE, batch.concurrency))
+        size = batch_size or settings.DUNNING_BATCH_SIZE
+        batch.send_ids(order_ids, group=claim_group(size, batch.concurrency), large_group=size)
     finally:
         batch.close()
     return batch.outcome
