@@ -150,7 +150,7 @@ def automation_tick(*, now: datetime.datetime) -> DunningRun | None:
         return None
     try:
         with _LeaseKeeper(owner):
-            return dunning_run_execute(now=now, trigger=DunningRun.Trigger.SCHEDULED)
+            return dunning_run_execute(now=now, trigger=DunningRun.Trigger.SCHEDULED, fan_out=True)
     except Exception as exc:
         # dunning_run_execute records its own per-order errors; this is a crash of the run itself
         # (database gone, a bug): close its row so the admin does not show it running forever.
