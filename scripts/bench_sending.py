@@ -115,7 +115,8 @@ def run_with_workers(workers: int, env: dict, now: datetime.datetime, timeout: f
         time.sleep(3)  # the workers connect to the broker
         before = DunningRun.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
         start = time.perf_counter()
-        current_app.send_task("dunning.tasks.run_dunning_job", kwargs={"trigger": "command"})
+        current_app.send_task("dunning.tasks.run_dunning_job", kwargs={"trigger": "command"},
+                              queue=env["CELERY_TASK_DEFAULT_QUEUE"])
         deadline = time.monotonic() + timeout
         run = None
         while time.monotonic() < deadline:
@@ -135,6 +136,7 @@ def run_with_workers(workers: int, env: dict, now: datetime.datetime, timeout: f
 
 def worker_env(sim_url: str | None, concurrency: int, rate: float | None = None) -> dict:
     env = {**os.environ, "CELERY_TASK_ALWAYS_EAGER": "false", "DUNNING_SEND_CONCURRENCY": str(concurrency),
+           "CELERY_TASK_DEFAULT_QUEUE": f"bench-sending-{os.getpid()}",
            "DUNNING_SEND_RATE": str(rate or "")}
     if sim_url:
         env.update({"EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend",
@@ -143,6 +145,32 @@ def worker_env(sim_url: str | None, concurrency: int, rate: float | None = None)
         env["EMAIL_BACKEND"] = "bench_instant.Instant"
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "scripts"), str(ROOT), env.get("PYTHONPATH", "")])
     return env
+
+
+# --- a manual Notify through the view ---------------------------------------------------------------
+
+def notify_through_view(api_url: str, order_ids: list[int]) -> dict:
+    """Staff select `order_ids` and press Notify: POST to the view, follow to the result page.
+    Returns the seconds until the result page has arrived and the reminders sent."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.test import Client
+
+    User = get_user_model()  # noqa: N806 - the model class
+    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
+    settings.ANYMAIL = {"POSTMARK_SERVER_TOKEN": "bench", "POSTMARK_API_URL": api_url}
+    settings.ALLOWED_HOSTS = ["*"]
+    user, _ = User.objects.get_or_create(username="bench-notify", defaults={"is_staff": True})
+    user.groups.add(Group.objects.get(name="Back office"))
+    client = Client()
+    client.force_login(user)
+    start = time.perf_counter()
+    response = client.post("/orders/open-payments/notify/", {"dunning_level": "1", "ids": order_ids}, follow=True)
+    seconds = time.perf_counter() - start
+    text = response.content.decode()
+    return {"seconds": seconds, "status": response.status_code, "sent_shown": 'id="count-sent">' in text,
+            "sent": int(text.split('id="count-sent">', 1)[1].split("<", 1)[0]) if 'id="count-sent">' in text else 0}
 
 
 # --- main ----------------------------------------------------------------------------------------------
@@ -155,6 +183,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rate-reminders", type=int, default=2_000, help="0: skip the rate-limit figure")
+    parser.add_argument("--notify-orders", type=int, default=300)
     parser.add_argument("--profile-only", action="store_true", help="only the per-stage profile (no file written)")
     parser.add_argument("--output", default=str(OUTPUT))
     args = parser.parse_args()
@@ -221,6 +250,20 @@ def main() -> int:
                   f"{row['rate']:,.0f}/s (accepted {accepted:,}, twice {twice}, load {row['load']})"
                   + (f"  ERROR {row['error']}" if row["error"] else ""), flush=True)
 
+    from orders.models import Order
+
+    sim = ProviderSim(0, SimConfig(latency=0.05)).start()
+    try:
+        account_id = bench.prepare_job_orders(args.notify_orders, now)
+        ids = list(Order.objects.filter(sales_account_id=account_id).values_list("id", flat=True))
+        notify, _ = bench.in_child(notify_through_view, sim.url, ids)
+    finally:
+        sim.stop()
+    notify["load"] = load()
+    notify["orders"] = len(ids)
+    print(f"  Notify of {len(ids)} orders through the view at 50 ms: result page after {notify['seconds']:.2f} s "
+          f"(HTTP {notify['status']}, sent {notify['sent']}, load {notify['load']})", flush=True)
+
     rate_row = None
     if args.rate_reminders:
         import redis
@@ -238,15 +281,16 @@ def main() -> int:
                                                                           if c > 1), "load": load()}
         print(f"  DUNNING_SEND_RATE=100, two workers, {result['sent']:,} reminders: {measured:.1f}/s at the provider "
               f"(load {rate_row['load']})", flush=True)
-    write_report(args, profile, naive_rate, naive_load, rows, rate_row)
+    write_report(args, profile, naive_rate, naive_load, rows, rate_row, notify)
     print(f"wrote {args.output}")
     return 0
 
 
-def write_report(args, profile, naive_rate, naive_load, rows, rate_row) -> None:
+def write_report(args, profile, naive_rate, naive_load, rows, rate_row, notify) -> None:
     by = {(r["latency"], r["workers"]): r for r in rows}
     lines = ["# Benchmarks: sending reminders", "",
-             "Written by `scripts/bench_sending.py` (`make bench-sending`); nothing else writes this file. "
+             "Written by `scripts/bench_sending.py` (`make bench-sending`) between its markers; the notes after "
+             "them are kept. "
              f"Reproduce: `DATABASE_URL=postgres://... REDIS_URL=redis://... python scripts/bench_sending.py "
              f"--reminders {args.reminders}`.", "",
              f"PostgreSQL, Redis broker; {args.reminders:,} level-1 reminders due; "
@@ -277,6 +321,11 @@ def write_report(args, profile, naive_rate, naive_load, rows, rate_row) -> None:
         lines += [f"Rate limit: `DUNNING_SEND_RATE=100`, two workers, {rate_row['sent']:,} reminders, 50 ms provider: "
                   f"**{rate_row['rate']:.1f} messages/s** measured at the provider (first to last accepted "
                   f"message; sent twice: {rate_row['twice']}; load {rate_row['load']}).", ""]
+    lines += [f"Manual Notify of {notify['orders']} orders (the threshold: sent in the request) through the view "
+              f"(`django.test.Client`: POST, then the result page), provider at 50 ms: **{notify['seconds']:.2f} s** "
+              f"until the result page (HTTP {notify['status']}, {notify['sent']} shown as sent; "
+              f"load {notify['load']}).",
+              ""]
     lines += ["## CPU per reminder by stage", "",
               f"The job in one process with the instant provider, {profile['sent']:,} reminders, timers around each "
               f"stage (`--profile-only` prints only this): **{profile['wall_us']:.0f} µs per reminder** in all. "
@@ -286,7 +335,18 @@ def write_report(args, profile, naive_rate, naive_load, rows, rate_row) -> None:
     for name, us in profile["stages"].items():
         lines.append(f"| {name.strip() if not name.startswith('  ') else '… ' + name.strip()} | {us:.1f} |")
     lines.append("")
-    Path(args.output).write_text("\n".join(lines))
+    path = Path(args.output)
+    text = path.read_text() if path.exists() else ""
+    body = BEGIN + "\n" + "\n".join(lines) + "\n" + END
+    if BEGIN in text and END in text:
+        head, _, rest = text.partition(BEGIN)
+        body = head + body + rest.partition(END)[2]
+    else:
+        body = body + "\n" + text
+    path.write_text(body)
+
+
+BEGIN, END = "<!-- bench_sending: written by scripts/bench_sending.py -->", "<!-- /bench_sending -->"
 
 
 if __name__ == "__main__":
