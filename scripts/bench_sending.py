@@ -17,6 +17,7 @@ written with each figure: the machine is shared."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import signal
@@ -81,14 +82,27 @@ def profile_stages(now_iso: str) -> dict:
 # --- workers -------------------------------------------------------------------------------------------
 
 def start_workers(count: int, env: dict) -> list[subprocess.Popen]:
+    """`count` Celery worker processes; returns once each has said it is ready."""
+    import tempfile
+
     procs = []
     for i in range(count):
+        log = tempfile.NamedTemporaryFile(prefix=f"bench-worker-{i}-", suffix=".log", delete=False)  # noqa: SIM115
         procs.append(subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "--concurrency", "1",
              "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"bench{i}@%h",
-             "--loglevel", "WARNING"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True, start_new_session=True))
-    return procs
+             "--loglevel", "INFO"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True))
+        procs[-1].log_path = log.name
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if all(" ready." in Path(p.log_path).read_text(errors="replace") for p in procs):
+            return procs
+        if any(p.poll() is not None for p in procs):
+            break
+        time.sleep(0.2)
+    stop_workers(procs)
+    raise RuntimeError("the workers did not start: " + Path(procs[0].log_path).read_text(errors="replace")[-2000:])
 
 
 def stop_workers(procs: list[subprocess.Popen]) -> None:
@@ -101,6 +115,8 @@ def stop_workers(procs: list[subprocess.Popen]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        with contextlib.suppress(OSError):
+            os.unlink(proc.log_path)
 
 
 def run_with_workers(workers: int, env: dict, now: datetime.datetime, timeout: float = 900) -> dict:
@@ -112,7 +128,6 @@ def run_with_workers(workers: int, env: dict, now: datetime.datetime, timeout: f
 
     procs = start_workers(workers, env)
     try:
-        time.sleep(3)  # the workers connect to the broker
         before = DunningRun.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
         start = time.perf_counter()
         current_app.send_task("dunning.tasks.run_dunning_job", kwargs={"trigger": "command"},
@@ -124,12 +139,13 @@ def run_with_workers(workers: int, env: dict, now: datetime.datetime, timeout: f
             if run is not None and run.finished_at is not None:
                 break
             time.sleep(0.05)
-        seconds = time.perf_counter() - start
+        queued_to_end = time.perf_counter() - start
         if run is None or run.finished_at is None:
             raise RuntimeError(f"the run did not finish in {timeout:g} s")
-        # from the first send to the end: queueing and the due query are the same for every design
-        return {"sent": run.sent, "failed": run.failed, "seconds": seconds,
-                "send_seconds": (run.duration_ms or 0) / 1000, "error": run.error}
+        # the run's own duration: from the job's start in a worker (the due query, the chunks written
+        # and queued) to its last chunk's end; queued_to_end adds the broker's delivery of the job task
+        return {"sent": run.sent, "failed": run.failed, "seconds": (run.duration_ms or 0) / 1000,
+                "queued_to_end": queued_to_end, "error": run.error}
     finally:
         stop_workers(procs)
 
@@ -296,7 +312,8 @@ def write_report(args, profile, naive_rate, naive_load, rows, rate_row, notify) 
              f"PostgreSQL, Redis broker; {args.reminders:,} level-1 reminders due; "
              f"`DUNNING_SEND_CONCURRENCY={args.concurrency}`; the job queued once (`run_dunning_job`) and fanned "
              "out into chunk tasks taken by 1 or 2 Celery worker processes (`--pool solo`) started by the script. "
-             "Seconds are from queueing the job to its run row's end (workers already connected). "
+             "Seconds are the run's own duration (`DunningRun.duration_ms`: from the job's start in a worker, "
+             "its due query and the chunks written and queued, to its last chunk's end; workers already ready). "
              "The machine has 2 cores and is shared with other work: the load average (1/5/15 min) is given "
              "with each figure, and ratios are taken within this one run.", "",
              "| provider | workers | reminders/s | sent | accepted by the provider | sent twice | load | errors |",
