@@ -67,7 +67,7 @@ def profile_stages(now_iso: str) -> dict:
     sending.SendBatch._flush = timed("write-back + hand-over (one transaction)", sending.SendBatch._flush)
     sending.SendBatch._write_back = timed("  writing back (sent, order, events)", sending.SendBatch._write_back)
     sending.SendBatch._mark_handed = timed("  handing over (UPDATE handed_at)", sending.SendBatch._mark_handed)
-    sending.send_message = timed("provider call (anymail payload, thread CPU)", sending.send_message,
+    sending.send_message = timed("provider call (anymail payload, CPU of the sending thread)", sending.send_message,
                                  clock=time.thread_time)
     start = time.perf_counter()
     run = dunning_run_execute(now=datetime.datetime.fromisoformat(now_iso))
@@ -77,6 +77,12 @@ def profile_stages(now_iso: str) -> dict:
     main = totals["claim (all of it)"] + totals["write-back + hand-over (one transaction)"]
     stages["rest of the run (due ids, orphans, waits, run row)"] = (wall - main) / sent * 1e6
     return {"sent": run.sent, "wall_us": wall / sent * 1e6, "stages": stages, "error": run.error}
+
+
+STAGES = ["claim (all of it)", "  the claim's amounts (order_claim)", "  rendering the templates",
+          "  building the message", "write-back + hand-over (one transaction)", "  writing back (sent, order, events)",
+          "  handing over (UPDATE handed_at)", "provider call (anymail payload, CPU of the sending thread)",
+          "rest of the run (due ids, orphans, waits, run row)"]
 
 
 # --- workers -------------------------------------------------------------------------------------------
@@ -231,8 +237,9 @@ def main() -> int:
     profile, _ = bench.in_child(profile_stages, now.isoformat())
     print(f"profile, instant provider, {profile['sent']:,} reminders: {profile['wall_us']:.0f} us per reminder "
           f"(load {load()})", flush=True)
-    for name, us in profile["stages"].items():
-        print(f"  {name:<55} {us:7.1f} us", flush=True)
+    for name in STAGES:
+        if name in profile["stages"]:
+            print(f"  {name:<55} {profile['stages'][name]:7.1f} us", flush=True)
     if args.profile_only:
         return 0
 
@@ -349,8 +356,10 @@ def write_report(args, profile, naive_rate, naive_load, rows, rate_row, notify) 
               "Main-thread stages are wall time with their SQL; the provider call is the sending threads' CPU time "
               "(it overlaps the main thread).", "",
               "| stage | µs per reminder |", "|---|---:|"]
-    for name, us in profile["stages"].items():
-        lines.append(f"| {name.strip() if not name.startswith('  ') else '… ' + name.strip()} | {us:.1f} |")
+    for name in STAGES:
+        if name in profile["stages"]:
+            label = name.strip() if not name.startswith("  ") else "… " + name.strip()
+            lines.append(f"| {label} | {profile['stages'][name]:.1f} |")
     lines.append("")
     path = Path(args.output)
     text = path.read_text() if path.exists() else ""
