@@ -27,7 +27,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from .models import AutomationChange, DunningAutomation, DunningRun
-from .services import dunning_run_close, dunning_run_execute, error_text
+from .services import dunning_run_close, dunning_run_execute, dunning_runs_recover, error_text
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,12 @@ class _LeaseKeeper:
 
 def automation_tick(*, now: datetime.datetime) -> DunningRun | None:
     """One beat tick: run the job if the switch is on, its interval is over and no run holds the
-    lease. Returns the run, or None when nothing was due."""
+    lease. Returns the run, or None when nothing was due. Every tick first lets the runs whose
+    worker died end (`dunning_runs_recover`), whether or not the job is due."""
+    try:
+        dunning_runs_recover(now=now)
+    except Exception:  # the tick itself must go on; the next tick or run tries again
+        logger.exception("recovering unfinished dunning runs failed")
     owner = _lease_take(now=now)
     if owner is None:
         return None

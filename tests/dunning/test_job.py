@@ -235,3 +235,16 @@ def test_recover_closes_a_run_whose_chunk_was_left_by_a_dead_worker(config, acco
         assert services.dunning_runs_recover(now=later) == 1  # queued again (eager: worked at once)
     run.refresh_from_db()
     assert run.finished_at is not None and run.sent == 1 and len(mail.outbox) == 1
+
+
+def test_a_beat_tick_recovers_an_open_run_even_when_the_job_is_not_due(config, account, now, settings):
+    from dunning.automation import automation_tick
+
+    ReminderAssignmentFactory(sales_account=account, level=1)
+    order = OrderFactory(ordered_at=berlin(2026, 9, 1, 12))
+    started = now - datetime.timedelta(minutes=settings.DUNNING_STALE_PENDING_MINUTES + 1)
+    run = DunningRun.objects.create(trigger=DunningRun.Trigger.SCHEDULED, started_at=started)
+    DunningRunChunk.objects.create(run=run, level=1, order_ids=[order.pk], queued_at=started, started_at=started)
+    assert automation_tick(now=now) is None  # the switch is off: no new run
+    run.refresh_from_db()
+    assert run.finished_at is not None and run.sent == 1 and len(mail.outbox) == 1
