@@ -30,7 +30,7 @@ from django.utils.translation import gettext_noop
 from common.i18n import stored_text
 
 from .models import AutomationChange, DunningAutomation, DunningRun
-from .services import dunning_run_close, dunning_run_execute, error_text
+from .services import dunning_run_close, dunning_run_execute, dunning_runs_recover, error_text
 
 logger = logging.getLogger(__name__)
 
@@ -147,13 +147,18 @@ class _LeaseKeeper:
 
 def automation_tick(*, now: datetime.datetime) -> DunningRun | None:
     """One beat tick: run the job if the switch is on, its interval is over and no run holds the
-    lease. Returns the run, or None when nothing was due."""
+    lease. Returns the run, or None when nothing was due. Every tick first lets the runs whose
+    worker died end (`dunning_runs_recover`), whether or not the job is due."""
+    try:
+        dunning_runs_recover(now=now)
+    except Exception:  # the tick itself must go on; the next tick or run tries again
+        logger.exception("recovering unfinished dunning runs failed")
     owner = _lease_take(now=now)
     if owner is None:
         return None
     try:
         with _LeaseKeeper(owner):
-            return dunning_run_execute(now=now, trigger=DunningRun.Trigger.SCHEDULED)
+            return dunning_run_execute(now=now, trigger=DunningRun.Trigger.SCHEDULED, fan_out=True)
     except Exception as exc:
         # dunning_run_execute records its own per-order errors; this is a crash of the run itself
         # (database gone, a bug): close its row so the admin does not show it running forever.

@@ -275,6 +275,32 @@ class DunningRun(models.Model):
         return None if self.duration_ms is None else self.duration_ms / 1000
 
 
+class DunningRunChunk(models.Model):
+    """A part of a run's work (one level, up to DUNNING_BATCH_SIZE orders) that any worker takes as
+    a task (`dunning.tasks.send_chunk`). It keeps its outcome; the run is closed, with the sums of
+    its chunks, when the last one ends (dunning.services.runs, docs/rules/sending.md)."""
+
+    run = models.ForeignKey(DunningRun, on_delete=models.CASCADE, related_name="chunks", verbose_name=_("run"))
+    level = models.PositiveSmallIntegerField(_("level"))
+    order_ids = models.JSONField(_("orders"), default=list)
+    queued_at = models.DateTimeField(_("queued at"))
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    sent = models.PositiveIntegerField(_("sent"), default=0)
+    failed = models.PositiveIntegerField(_("failed"), default=0)
+    skipped = models.PositiveIntegerField(_("skipped"), default=0)
+    outcome = models.JSONField(_("outcome"), default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        verbose_name = _("dunning run chunk")
+        verbose_name_plural = _("dunning run chunks")
+        ordering = ["run", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}/{self.pk}"
+
+
 class Reminder(models.Model):
     """One reminder e-mail to one order at one level; the outbox row is written before sending."""
 

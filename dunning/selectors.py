@@ -270,6 +270,7 @@ class Skip(ReasonChoices):
     NO_TEMPLATE = "no_template", _("no template assigned for this level")
     BUSY = "busy", _("being processed by another run")
     PROVIDER_DOWN = "provider_down", _("not attempted: the e-mail provider was unavailable")
+    QUEUE_DOWN = "queue_down", _("not attempted: the task queue was unreachable")
 
 
 def bounced_exists() -> Exists:

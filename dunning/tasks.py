@@ -30,8 +30,15 @@ def run_dunning_job(trigger: str = DunningRun.Trigger.COMMAND, user_id: int | No
     if trigger not in DunningRun.Trigger.values:
         raise ValueError(f"unknown trigger {trigger!r}")
     run = services.dunning_run_execute(now=timezone.now(), trigger=trigger, dry_run=dry_run,
-                                       sales_account_id=sales_account_id, user=_user(user_id))
+                                       sales_account_id=sales_account_id, user=_user(user_id), fan_out=True)
     return run.pk
+
+
+@shared_task(name=services.CHUNK_TASK, acks_late=True)
+def send_chunk(*, chunk_id: int) -> None:
+    """One chunk of a run (a level, up to DUNNING_BATCH_SIZE orders): any worker takes it; the last
+    chunk to end closes the run."""
+    services.dunning_chunk_run(chunk_id)
 
 
 # The name it had when the back office owned it: messages queued before keep running.

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import itertools
 import logging
 import threading
 import time
 import uuid
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -32,7 +33,6 @@ from django.utils.translation import gettext_noop
 
 from common.dates import local_today
 from common.i18n import stored_text
-from common.iterables import chunked
 from orders.audit import order_events_log
 from orders.models import Order, OrderEvent
 from webhooks.models import EventType
@@ -55,8 +55,9 @@ from .reminders import (
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-RECORD_EVERY = 250  # outcomes are written back every 250 sends: few statements, small crash window
 GIVE_UP_AFTER = 5  # transient failures in a row before a run stops
+PROBE_CALLS = 4  # calls sent in the run's own thread to learn whether the provider makes them wait
+CPU_BOUND_SHARE = 0.5  # calls computing at least this share of their time stay in the run's own thread
 MAX_THROTTLED = 20  # 429s with Retry-After for one message before it counts as a transient failure
 
 
@@ -157,6 +158,7 @@ class _Claimed:
     throttled: int = 0
     order_number: str = ""
     sales_account_id: int = 0
+    claim_key: int | None = None  # the advisory lock of its claim (PostgreSQL)
 
 
 def claim_lock_key(claim: uuid.UUID) -> int:
@@ -218,8 +220,10 @@ class SendBatch:
         self.limiter = rate_limiter()
         self.connection = None  # the main thread's: opened for a chunk sent without threads
         self._transient_in_a_row = 0
-        self._claim_locks: list[int] = []
-        self._pool: ThreadPoolExecutor | None = None  # started at the first claimed reminder
+        self._claim_locks: dict[int, int] = {}  # advisory lock of a claim -> its reminders not yet handed over
+        self._pool: ThreadPoolExecutor | None = None  # started once calls are seen to wait (_threads_pay)
+        self._probed = 0  # calls sent in this thread, measured
+        self._cpu_share = 1.0  # of those calls' time, the share spent computing (moving average)
         self._local = threading.local()  # each sending thread's own provider connection
         self._connections: list = []
         self._connections_lock = threading.Lock()
@@ -236,7 +240,7 @@ class SendBatch:
                 # held (session level) until the chunk is worked: while held, nobody withdraws it
                 key = claim_lock_key(claim)
                 _advisory("pg_advisory_lock", key)
-                self._claim_locks.append(key)
+                self._claim_locks[key] = 0
             due = list(selectors.orders_due(self.level, now=self.now, configs=self.configs, automatic=self.automatic,
                                             queryset=Order.objects.filter(id__in=chunk))
                        .annotate(skip_reason=selectors.skip_reason(checks))
@@ -295,10 +299,27 @@ class SendBatch:
                 outcome.skipped.setdefault(order_id, reason)
         for order_id in set(rendered_by_order) - set(claimed_ids):
             outcome.skipped[order_id] = Skip.IN_FLIGHT
-        return [_Claimed(reminder_id, order_id, build_message(orders[order_id], rendered_by_order[order_id],
-                                                              level=self.level, reminder_id=reminder_id),
-                         order_number=orders[order_id].number, sales_account_id=orders[order_id].sales_account_id)
-                for order_id, reminder_id in sorted(claimed_ids.items())]
+        key = claim_lock_key(claim) if claim_lock_key(claim) in self._claim_locks else None
+        items = [_Claimed(reminder_id, order_id, build_message(orders[order_id], rendered_by_order[order_id],
+                                                               level=self.level, reminder_id=reminder_id),
+                          order_number=orders[order_id].number, sales_account_id=orders[order_id].sales_account_id,
+                          claim_key=key)
+                 for order_id, reminder_id in sorted(claimed_ids.items())]
+        if key is not None:
+            self._claim_locks[key] = len(items)
+            self._settle([])  # nothing claimed: the lock goes at once
+        return items
+
+    def _settle(self, items: list[_Claimed]) -> None:
+        """`items` were handed over or withdrawn: a claim none of whose reminders waits any more
+        drops its advisory lock (nobody may withdraw what was handed over anyway)."""
+        for item in items:
+            if item.claim_key is not None and item.claim_key in self._claim_locks:
+                self._claim_locks[item.claim_key] -= 1
+        for key in [k for k, waiting in self._claim_locks.items() if waiting <= 0]:
+            del self._claim_locks[key]
+            with contextlib.suppress(Exception):  # a lost session has already dropped its locks
+                _advisory("pg_advisory_unlock", key)
 
     def _diagnose(self, order_ids: set[int]) -> dict[int, str]:
         """Why orders of a chunk were not claimed, from the same checks the Notify confirmation
@@ -329,67 +350,128 @@ class SendBatch:
         """In a sending thread: only the provider call, no database."""
         return send_message(item.message, self._thread_connection(), throttle=True)
 
-    def _submit(self, item: _Claimed) -> Future:
-        if self._pool is not None:
-            return self._pool.submit(self._send_one, item)
-        future: Future = Future()  # concurrency 1: sent in this thread, no pool
+    def _send_inline(self, item: _Claimed) -> tuple[str, str, str]:
+        """In this thread, measuring how much of the call is CPU: a call that mostly computes
+        (an instant provider, a relay on localhost) gains nothing from threads, which only fight
+        over the interpreter lock with this thread's database work."""
+        wall, cpu = time.perf_counter(), time.thread_time()
         try:
-            future.set_result(self._send_one(item))
+            return self._send_one(item)
+        finally:
+            wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+            share = cpu / wall if wall > 0 else 1.0
+            self._cpu_share = share if self._probed == 0 else 0.8 * self._cpu_share + 0.2 * share
+            self._probed += 1
+
+    def _threads_pay(self) -> bool:
+        """Decided on the first PROBE_CALLS calls, sent in this thread; after that, while calls
+        stay mostly CPU they go on in this thread; once a call mostly waits, threads take over
+        for the rest of the batch."""
+        if self.concurrency == 1 or self._probed < PROBE_CALLS:
+            return False
+        if self._pool is None and self._cpu_share < CPU_BOUND_SHARE:
+            self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="dunning-send")
+        return self._pool is not None
+
+    def _submit(self, item: _Claimed) -> Future:
+        if self._threads_pay():
+            return self._pool.submit(self._send_one, item)
+        future: Future = Future()  # sent in this thread
+        try:
+            future.set_result(self._send_inline(item))
         except BaseException as exc:
             future.set_exception(exc)
         return future
 
-    def _hand_over(self, items: list[_Claimed]) -> list[_Claimed]:
-        """Record that these are about to go to the provider (one UPDATE); returns the ones still
-        ours (a claim withdrawn meanwhile because our session was lost is not sent)."""
-        fresh = [i for i in items if not i.handed]
+    def _mark_handed(self, fresh: list[_Claimed]) -> set[int]:
+        """In the caller's transaction: record that `fresh` (never handed over) are about to go to
+        the provider (one UPDATE). Returns the reminder ids still ours (a claim withdrawn meanwhile
+        because our session was lost is not sent)."""
+        ids = [i.reminder_id for i in fresh]
+        marked = Reminder.objects.filter(id__in=ids, status=Reminder.Status.PENDING,
+                                         handed_at__isnull=True).update(handed_at=self.now)
+        if marked == len(fresh):
+            return set(ids)
+        return set(Reminder.objects.filter(id__in=ids, status=Reminder.Status.PENDING, handed_at=self.now)
+                   .values_list("id", flat=True))
+
+    def _flush(self, results: list[tuple[_Claimed, str, str, str]], items: list[_Claimed]) -> list[_Claimed]:
+        """One transaction (one commit): write back `results` and mark `items` as handed over.
+        Returns the items to send. Safe to repeat whole (`retrying`): nothing outside the database
+        changes before it commits."""
+        fresh = [i for i in items if not i.handed]  # a throttled message keeps its first handed_at
+        with transaction.atomic():
+            written = self._write_back(results) if results else None
+            still = self._mark_handed(fresh) if fresh else set()
+        if written:
+            self._count(*written)
         if fresh:
-            ids = [i.reminder_id for i in fresh]
-            marked = Reminder.objects.filter(id__in=ids, status=Reminder.Status.PENDING,
-                                             handed_at__isnull=True).update(handed_at=self.now)
-            if marked != len(fresh):
-                still = set(Reminder.objects.filter(id__in=ids, status=Reminder.Status.PENDING, handed_at=self.now)
-                            .values_list("id", flat=True))
-                for item in fresh:
-                    if item.reminder_id not in still:
-                        self.outcome.skipped[item.order_id] = Skip.IN_FLIGHT
-                items = [i for i in items if i.handed or i.reminder_id in still]
             for item in fresh:
                 item.handed = True
+                if item.reminder_id not in still:
+                    self.outcome.skipped[item.order_id] = Skip.IN_FLIGHT
+            items = [i for i in items if i not in fresh or i.reminder_id in still]
+            self._settle(fresh)
         return items
 
-    def send_all(self, claimed: list[_Claimed]) -> None:
-        """Send the claimed reminders, up to `concurrency` provider calls at once, each in a thread
-        of its own with its own connection; this thread alone touches the database: it marks each
-        group as handed over just before giving it to the threads, writes back every RECORD_EVERY
-        results, and takes the rate limit's tokens. A 429 with Retry-After pauses the limit for
-        everyone and the message is handed over again; retry backoff sleeps only in its thread."""
-        if not claimed:
-            return
-        if self._pool is None and self.concurrency > 1:
-            self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="dunning-send")
-        queue = deque(claimed)
+    def send_ids(self, order_ids: Iterable[int], *, group: int, large_group: int) -> None:
+        """Claim `order_ids` in groups and send them as a pipeline, up to `concurrency` provider
+        calls at once, each in a thread of its own with its own connection; this thread alone
+        touches the database. Sends start as soon as the first group is claimed: the next group is
+        claimed while the calls of the one before are in flight, whenever fewer than a window
+        (`concurrency`) of claimed reminders wait. Groups are `group` orders while the calls wait
+        for the provider, `large_group` once they are seen to be CPU-bound (sent in this thread,
+        where a larger claim costs fewer statements and overlaps nothing anyway).
+
+        At most `concurrency` reminders are ever handed over and not yet written back (in flight,
+        results not yet recorded, throttled ones waiting to go again): what a crash leaves in the
+        unknown state. Results are written back and the next messages marked as handed over in one
+        transaction, before the window fills. Tokens of the rate limit are taken per hand-over. A
+        429 with Retry-After pauses the limit for everyone and the message is handed over again;
+        retry backoff sleeps only in its thread."""
+        ids = iter(order_ids)
+        window = self.concurrency
+        record_at = max(1, window // 8)  # with more waiting: write back once this many results are in
+        queue: deque[_Claimed] = deque()
         in_flight: dict[Future, _Claimed] = {}
         results: list[tuple[_Claimed, str, str, str]] = []
         stop_error = ""
+        exhausted = False
+        throttled = 0  # handed over, answered 429, waiting in the queue to go again
         try:
-            while queue or in_flight:
+            while True:
+                more = bool(queue) and not stop_error  # claimed reminders wait for a slot
+                slots = window - len(in_flight) - len(results) - throttled  # free without writing back
+                write = bool(results) and (not in_flight or (more and (len(results) >= record_at or slots <= 0)))
+                free = slots + (len(results) if write else 0)
+                items: list[_Claimed] = []
                 pause = 0.0
-                free = self.concurrency - len(in_flight)
-                if queue and not stop_error and free > 0:
+                if more and free > 0:
                     granted, pause = self.limiter.take(min(free, len(queue)))
-                    if granted:
-                        items = [queue.popleft() for _ in range(granted)]
-                        batch = retrying(lambda items=items: self._hand_over(items))
-                        for item in batch:
-                            in_flight[self._submit(item)] = item
+                    items = [queue.popleft() for _ in range(granted)]
+                    throttled -= sum(1 for i in items if i.handed)
+                if write or items:
+                    written, results = (results, []) if write else ([], results)
+                    items = retrying(lambda r=written, i=items: self._flush(r, i))
+                    for item in items:
+                        in_flight[self._submit(item)] = item
+                    continue
+                if not exhausted and not stop_error and len(queue) < window:
+                    size = group if (self._pool is not None or self._probed < PROBE_CALLS) else large_group
+                    chunk = list(itertools.islice(ids, size))
+                    if chunk:
+                        queue.extend(retrying(lambda chunk=chunk: self.claim(chunk)))
+                    else:
+                        exhausted = True
+                    continue
                 if not in_flight:
-                    if stop_error or not queue:
+                    if not more:
                         break
                     time.sleep(min(max(pause, 0.001), 1.0))
                     continue
-                timeout = min(max(pause, 0.001), 1.0) if (queue and not stop_error and pause) else None
-                done, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
+                timeout = min(max(pause, 0.001), 1.0) if (more and pause) else None
+                # nothing waits for a slot: let all in flight finish and write them back in one set
+                done, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED if more else ALL_COMPLETED)
                 for future in done:
                     item = in_flight.pop(future)
                     kind, mid, err = future.result()
@@ -397,7 +479,8 @@ class SendBatch:
                         item.throttled += 1
                         if item.throttled <= MAX_THROTTLED:
                             self.limiter.pause(float(err))
-                            queue.appendleft(item)
+                            queue.appendleft(item)  # handed over again: it keeps its handed_at
+                            throttled += 1
                             continue
                         kind = TRANSIENT
                         err = stored_text(gettext_noop("Provider kept answering 429 Too Many Requests"))
@@ -405,43 +488,46 @@ class SendBatch:
                     self._transient_in_a_row = self._transient_in_a_row + 1 if kind == TRANSIENT else 0
                     if self._transient_in_a_row >= GIVE_UP_AFTER and not stop_error:
                         stop_error = err  # hand nothing more over; let what is in flight finish
-                if len(results) >= RECORD_EVERY:
-                    retrying(lambda results=results: self.record(results))
-                    results = []
         finally:
-            if in_flight:  # only when the main thread itself failed: what went out is still recorded
+            if in_flight:  # only when this thread itself failed: what went out is still recorded
                 for future in list(in_flight):
                     future.cancel()
             if results:
-                retrying(lambda results=results: self.record(results))
+                retrying(lambda: self._flush(results, []))
         if stop_error:
             self.release_unsent(list(queue))
             raise ProviderUnavailable(stop_error, self.outcome)
 
     def record(self, results: list[tuple[_Claimed, str, str, str]]) -> None:
         """Write back the outcome of sent e-mails in one transaction."""
+        self._flush(results, [])
+
+    def _write_back(self, results: list[tuple[_Claimed, str, str, str]]):
+        """In the caller's transaction: the outcome of sent e-mails, set-based."""
         sent = [(item, mid) for item, kind, mid, _err in results if kind == SENT]
         failed = [(item, err) for item, kind, _mid, err in results if kind in (TRANSIENT, PERMANENT)]
         unknown = [(item, err) for item, kind, _mid, err in results if kind == AMBIGUOUS]
-        with transaction.atomic():
-            if sent:
-                reminders_mark_sent([WentOut(item.reminder_id, item.order_id, self.level, mid) for item, mid in sent],
-                                    sent_at=self.now, now=self.now, exact=True)
-                order_events_log(
-                    [(item.order_id, {"level": self.level, "trigger": self.trigger, "reminder": item.reminder_id})
-                     for item, _ in sent],
-                    action=OrderEvent.Action.REMINDER_SENT, at=self.now, user=self.user)
-                events_emit(EventType.REMINDER_SENT, [
-                    (item.sales_account_id, {"order_number": item.order_number, "level": self.level,
-                                             "trigger": self.trigger, "sent_at": self.now.isoformat()})
-                    for item, _ in sent], now=self.now)
-            by_error: dict[str, list[int]] = defaultdict(list)
-            for item, err in failed:
-                by_error[err].append(item.reminder_id)
-            for err, ids in by_error.items():
-                reminders_mark_failed(ids, error=err, now=self.now)
-            for item, err in unknown:
-                reminders_mark_outcome_unknown([item.reminder_id], error=err, now=self.now)
+        if sent:
+            reminders_mark_sent([WentOut(item.reminder_id, item.order_id, self.level, mid) for item, mid in sent],
+                                sent_at=self.now, now=self.now, exact=True)
+            order_events_log(
+                [(item.order_id, {"level": self.level, "trigger": self.trigger, "reminder": item.reminder_id})
+                 for item, _ in sent],
+                action=OrderEvent.Action.REMINDER_SENT, at=self.now, user=self.user)
+            events_emit(EventType.REMINDER_SENT, [
+                (item.sales_account_id, {"order_number": item.order_number, "level": self.level,
+                                         "trigger": self.trigger, "sent_at": self.now.isoformat()})
+                for item, _ in sent], now=self.now)
+        by_error: dict[str, list[int]] = defaultdict(list)
+        for item, err in failed:
+            by_error[err].append(item.reminder_id)
+        for err, ids in by_error.items():
+            reminders_mark_failed(ids, error=err, now=self.now)
+        for item, err in unknown:
+            reminders_mark_outcome_unknown([item.reminder_id], error=err, now=self.now)
+        return sent, failed, unknown
+
+    def _count(self, sent, failed, unknown) -> None:
         self.outcome.sent += [item.order_id for item, _ in sent]
         self.outcome.failed.update({item.order_id: err for item, err in failed})
         self.outcome.unknown += [item.order_id for item, _ in unknown]
@@ -451,11 +537,12 @@ class SendBatch:
         reminders_withdraw([i.reminder_id for i in items])
         for item in items:
             self.outcome.skipped[item.order_id] = Skip.PROVIDER_DOWN
+        self._settle([i for i in items if not i.handed])
 
     def release_claim_locks(self) -> None:
         """The chunk is worked: everything claimed was handed over or withdrawn."""
         while self._claim_locks:
-            key = self._claim_locks.pop()
+            key, _waiting = self._claim_locks.popitem()
             with contextlib.suppress(Exception):  # a lost session has already dropped its locks
                 _advisory("pg_advisory_unlock", key)
 
@@ -467,6 +554,13 @@ class SendBatch:
             if connection is not None:
                 with contextlib.suppress(Exception):  # closing a broken connection must not hide the real error
                     connection.close()
+
+
+def claim_group(batch_size: int, concurrency: int) -> int:
+    """How many orders one claim takes: two windows of sends (so the next group is claimed while
+    one is in flight), at least 50 (a claim costs a few statements whatever its size), at most
+    `DUNNING_BATCH_SIZE`."""
+    return max(1, min(batch_size, max(50, 2 * concurrency)))
 
 
 def reminders_send(*, order_ids: Iterable[int], level: int, trigger: str, now: datetime.datetime, user=None,
@@ -482,11 +576,8 @@ def reminders_send(*, order_ids: Iterable[int], level: int, trigger: str, now: d
                       configs=selectors.active_configs() if configs is None else configs)
     try:
         reminders_release_orphans(level=level, now=now)
-        for chunk in chunked(order_ids, batch_size or settings.DUNNING_BATCH_SIZE):
-            try:
-                batch.send_all(retrying(lambda chunk=chunk: batch.claim(chunk)))
-            finally:
-                batch.release_claim_locks()
+        size = batch_size or settings.DUNNING_BATCH_SIZE
+        batch.send_ids(order_ids, group=claim_group(size, batch.concurrency), large_group=size)
     finally:
         batch.close()
     return batch.outcome

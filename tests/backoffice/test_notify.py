@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from dunning.models import DunningRun, Reminder
+from dunning.models import DunningRun, DunningRunChunk, Reminder
 from tests.factories import OrderFactory, ReminderAssignmentFactory, SalesAccountFactory
 
 URL = "/orders/open-payments/"
@@ -184,14 +184,14 @@ def test_large_selection_runs_as_a_task(bo_client, level1, settings, mailoutbox,
 
 def test_task_is_queued_with_ids(bo_client, level1, settings, django_capture_on_commit_callbacks):
     settings.DUNNING_ASYNC_NOTIFY_THRESHOLD = 1
-    with mock.patch("dunning.tasks.notify_orders.delay") as delay, django_capture_on_commit_callbacks(execute=True):
+    settings.DUNNING_BATCH_SIZE = 2  # three orders: two chunks, a task each
+    with mock.patch("dunning.tasks.send_chunk.delay") as delay, django_capture_on_commit_callbacks(execute=True):
         bo_client.post(NOTIFY, {"dunning_level": "1", "select_across": "1"})
     run = DunningRun.objects.get()
-    delay.assert_called_once()
-    kwargs = delay.call_args.kwargs
-    assert kwargs["run_id"] == run.pk
-    assert sorted(kwargs["order_ids"]) == sorted(o.pk for o in level1)
-    assert kwargs["level"] == 1
+    chunks = list(DunningRunChunk.objects.filter(run=run).order_by("id"))
+    assert [c.kwargs for c in delay.call_args_list] == [{"chunk_id": c.pk} for c in chunks]
+    assert sorted(i for c in chunks for i in c.order_ids) == sorted(o.pk for o in level1)
+    assert {c.level for c in chunks} == {1} and run.finished_at is None
 
 
 def test_broker_down_shows_an_error_and_sends_nothing(
@@ -199,7 +199,7 @@ def test_broker_down_shows_an_error_and_sends_nothing(
 ):
     settings.DUNNING_ASYNC_NOTIFY_THRESHOLD = 1
     with (
-        mock.patch("dunning.tasks.notify_orders.delay", side_effect=OperationalError("Connection refused")),
+        mock.patch("dunning.tasks.send_chunk.delay", side_effect=OperationalError("Connection refused")),
         django_capture_on_commit_callbacks(execute=True),
     ):
         response = bo_client.post(NOTIFY, {"dunning_level": "1", "select_across": "1"})

@@ -104,7 +104,7 @@ def test_lease_is_held_while_the_job_runs(due_order, now, monkeypatch, settings)
     switch(enabled=True, interval=1)
     seen = {}
 
-    def fake_execute(*, now, trigger):
+    def fake_execute(*, now, trigger, fan_out):
         state = DunningAutomation.objects.get(pk=1)
         seen["owner"], seen["expires"] = state.lease_owner, state.lease_expires_at
         # an overlapping tick (another beat, a redelivered message) long after the interval
@@ -121,7 +121,7 @@ def test_lease_is_held_while_the_job_runs(due_order, now, monkeypatch, settings)
 def test_crashed_run_releases_the_lease_and_records_the_error(due_order, now, monkeypatch):
     switch(enabled=True)
 
-    def crashing_execute(*, now, trigger):
+    def crashing_execute(*, now, trigger, fan_out):
         DunningRun.objects.create(trigger=trigger, started_at=now)
         raise RuntimeError("database went away")
 

@@ -3,13 +3,16 @@ run, and the run_dunning command."""
 
 import datetime
 from io import StringIO
+from unittest import mock
 
 import pytest
 from django.core import mail
 from django.core.management import CommandError, call_command
+from django.db import connection
+from kombu.exceptions import OperationalError
 
 from dunning import services
-from dunning.models import DunningConfig, DunningRun, Reminder, ReminderAssignment
+from dunning.models import DunningConfig, DunningRun, DunningRunChunk, Reminder, ReminderAssignment
 from orders.models import Order
 from tests.factories import (
     DunningConfigFactory,
@@ -169,3 +172,79 @@ def test_run_dunning_bad_option_exits_nonzero(db, capsys):
     assert result.returncode != 0
     assert "unrecognized arguments: --bogus" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- fan-out: the run's work as chunk tasks ------------------------------------------------------
+
+def test_fanned_out_run_sums_its_chunks_and_ends_with_the_last(config, account, now, settings):
+    ReminderAssignmentFactory(sales_account=account, level=1)
+    orders = [OrderFactory(ordered_at=berlin(2026, 9, 1, 12)) for _ in range(5)]
+    settings.DUNNING_BATCH_SIZE = 2
+    run = services.dunning_run_execute(now=now, fan_out=True)  # eager in tests: each task runs at once
+    chunks = list(DunningRunChunk.objects.filter(run=run).order_by("id"))
+    assert [len(c.order_ids) for c in chunks] == [2, 2, 1]
+    assert all(c.finished_at and c.sent == len(c.order_ids) for c in chunks)
+    assert (run.sent, run.failed, run.skipped, run.details["chunks"]) == (5, 0, 0, 3)
+    assert run.finished_at is not None and run.details["levels"][account.name]["1"]["sent"] == 5
+    assert len(mail.outbox) == len(orders)
+
+
+def test_broker_down_when_chunks_are_queued_works_them_here(config, account, now, settings):
+    ReminderAssignmentFactory(sales_account=account, level=1)
+    orders = [OrderFactory(ordered_at=berlin(2026, 9, 1, 12)) for _ in range(3)]
+    settings.DUNNING_BATCH_SIZE = 1
+    from dunning import tasks
+
+    calls = []
+
+    def broker_down_after_the_first(**kwargs):
+        calls.append(kwargs)
+        if len(calls) > 1:
+            raise OperationalError("Connection refused")
+        return tasks.send_chunk.apply(kwargs=kwargs)
+
+    with mock.patch.object(tasks.send_chunk, "delay", side_effect=broker_down_after_the_first):
+        run = services.dunning_run_execute(now=now, fan_out=True)
+    assert len(calls) == 2  # the first queued; the second failed, so it and the third ran here
+    assert (run.sent, run.failed, run.finished_at is not None) == (3, 0, True)
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(o.customer_email for o in orders)
+    assert Reminder.objects.filter(status="sent").count() == 3
+
+
+def test_a_chunk_run_twice_sends_nothing_twice_and_counts_once(config, account, now, settings):
+    ReminderAssignmentFactory(sales_account=account, level=1)
+    OrderFactory(ordered_at=berlin(2026, 9, 1, 12))
+    run = services.dunning_run_execute(now=now, fan_out=True)
+    chunk = DunningRunChunk.objects.get(run=run)
+    services.dunning_chunk_run(chunk.pk)  # a task delivered again
+    run.refresh_from_db()
+    assert (run.sent, len(mail.outbox), Reminder.objects.count()) == (1, 1, 1)
+
+
+def test_recover_closes_a_run_whose_chunk_was_left_by_a_dead_worker(config, account, now, settings):
+    ReminderAssignmentFactory(sales_account=account, level=1)
+    order = OrderFactory(ordered_at=berlin(2026, 9, 1, 12))
+    run = DunningRun.objects.create(trigger=DunningRun.Trigger.SCHEDULED, started_at=now)
+    DunningRunChunk.objects.create(run=run, level=1, order_ids=[order.pk], queued_at=now, started_at=now)
+    later = now + datetime.timedelta(minutes=settings.DUNNING_STALE_PENDING_MINUTES + 1)
+    if connection.vendor == "postgresql":
+        # no session holds the chunk's advisory lock: its worker is gone, known at once
+        assert services.dunning_runs_recover(now=now) == 1
+    else:
+        assert services.dunning_runs_recover(now=now) == 0  # started just now: its worker may be alive
+        assert services.dunning_runs_recover(now=later) == 1  # queued again (eager: worked at once)
+    run.refresh_from_db()
+    assert run.finished_at is not None and run.sent == 1 and len(mail.outbox) == 1
+
+
+def test_a_beat_tick_recovers_an_open_run_even_when_the_job_is_not_due(config, account, now, settings):
+    from dunning.automation import automation_tick
+
+    ReminderAssignmentFactory(sales_account=account, level=1)
+    order = OrderFactory(ordered_at=berlin(2026, 9, 1, 12))
+    started = now - datetime.timedelta(minutes=settings.DUNNING_STALE_PENDING_MINUTES + 1)
+    run = DunningRun.objects.create(trigger=DunningRun.Trigger.SCHEDULED, started_at=started)
+    DunningRunChunk.objects.create(run=run, level=1, order_ids=[order.pk], queued_at=started, started_at=started)
+    assert automation_tick(now=now) is None  # the switch is off: no new run
+    run.refresh_from_db()
+    assert run.finished_at is not None and run.sent == 1 and len(mail.outbox) == 1

@@ -76,6 +76,7 @@ def worker(postgres_test_database, redis_broker, tmp_path):
         "DATABASE_URL": _postgres_url(),
         "CELERY_BROKER_URL": redis_broker,
         "CELERY_TASK_ALWAYS_EAGER": "false",
+        "CELERY_TASK_DEFAULT_QUEUE": queue,  # a run's chunk tasks too
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(mail_dir),
         "DJANGO_SETTINGS_MODULE": "config.settings",
