@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextvars
 import copy
+import dataclasses
 import datetime
 import functools
 import re
@@ -72,6 +73,7 @@ from markupsafe import EscapeFormatter, Markup
 from common.dates import local_date, local_today
 
 from .claim import SNAPSHOT_FIELDS, Claim, claim_compute, deadline_after
+from .girocode import NoGiroCode, girocode
 
 BABEL_LOCALES = {"de": "de_DE", "en": "en_GB"}
 
@@ -150,7 +152,14 @@ PLACEHOLDERS: list[Placeholder] = [
     Placeholder("claim.flat_fee", _("Claim: the 40 EUR flat fee (business customers, if charged)"), "0,00 €"),
     Placeholder("claim.interest", _("Claim: default interest up to today"), "1,50 €"),
     Placeholder("claim.total_due", _("Claim: total due (principal + fees + interest - paid)"), "1.253,90 €"),
+    Placeholder("payment_qr", _("HTML body only: the payment QR code (GiroCode) with the account holder, IBAN, "
+                                "total due and order number, as an inline image. Empty for a claim not in "
+                                "EUR or over 999,999,999.99 EUR (the EPC standard allows no code), and where "
+                                "the sales account has no IBAN or account holder"), "[QR]"),
 ]
+
+PAYMENT_QR_CID = "payment-qr"
+PAYMENT_QR_IMG = Markup('<img src="cid:payment-qr" alt="GiroCode" width="164" height="164">')  # a constant
 
 
 def build_context(
@@ -195,6 +204,7 @@ def build_context(
         "payment_instructions": payment_instructions,
         "level": level,
         "today": format_day(today, language),
+        "payment_qr": "",  # the HTML body gets the image (CompiledTemplate.render)
     }
 
 
@@ -856,11 +866,13 @@ def _check_source(source: str, env: _LimitedEnvironment, max_output: int) -> lis
     return []
 
 
-def validate_template_fields(*, subject: str, body: str, html_body: str = "") -> None:
+def validate_template_fields(*, subject: str, body: str, html_body: str = "", closing: str = "") -> None:
+    """E-mail templates (subject, body, html_body) and letter templates (subject, body, closing)."""
     errors: dict[str, list[str]] = {}
     for field, source, env, max_output in (("subject", subject, _env, MAX_SUBJECT_OUTPUT),
                                            ("body", body, _env, MAX_BODY_OUTPUT),
-                                           ("html_body", html_body, _html_env, MAX_BODY_OUTPUT)):
+                                           ("html_body", html_body, _html_env, MAX_BODY_OUTPUT),
+                                           ("closing", closing, _env, MAX_BODY_OUTPUT)):
         if not source:
             continue
         problems = _check_source(source, env, max_output)
@@ -882,6 +894,7 @@ class RenderedEmail:
     subject: str
     body: str
     html_body: str
+    inline_images: dict[str, bytes] = dataclasses.field(default_factory=dict)  # Content-ID -> PNG of the HTML body
 
 
 class CompiledTemplate:
@@ -894,16 +907,21 @@ class CompiledTemplate:
         self._subject = _env.from_string(template.subject)
         self._body = _env.from_string(template.body)
         self._html = _html_env.from_string(template.html_body) if template.html_body else None
+        # the QR code is made only for templates that show it (a PNG costs about a millisecond)
+        self.uses_payment_qr = bool(template.html_body) and "payment_qr" in meta.find_undeclared_variables(
+            _html_env.parse(template.html_body))
         self._over_limit: str | None = None
 
-    def render(self, context: dict[str, Any]) -> RenderedEmail:
+    def render(self, context: dict[str, Any], *, payment_qr_png: bytes | None = None) -> RenderedEmail:
         if self._over_limit is not None:
             raise TemplateLimitError(self._over_limit)
+        html_context = {**context, "payment_qr": PAYMENT_QR_IMG} if payment_qr_png else context
         try:
             return RenderedEmail(
                 subject=clean_subject(self._subject.render_limited(context, max_output=MAX_SUBJECT_OUTPUT)),
                 body=self._body.render_limited(context, max_output=MAX_BODY_OUTPUT),
-                html_body=self._html.render_limited(context, max_output=MAX_BODY_OUTPUT) if self._html else "",
+                html_body=self._html.render_limited(html_context, max_output=MAX_BODY_OUTPUT) if self._html else "",
+                inline_images={PAYMENT_QR_CID: payment_qr_png} if payment_qr_png and self._html else {},
             )
         except TemplateLimitError as exc:
             self._over_limit = str(exc)
@@ -917,5 +935,13 @@ def render_reminder(compiled: CompiledTemplate, order, *, level: int, now: datet
     passes the `claim` and `deadline` it computed for the chunk; a single preview gets them from
     `dunning.selectors.order_claim_on(order, now=now, level=level)`."""
     language = order.effective_language
+    png = None
+    if compiled.uses_payment_qr:
+        account = order.sales_account
+        try:
+            png = girocode(account_holder=account.account_holder, iban=account.iban, bic=account.bic,
+                           amount=claim.total_due, currency=order.currency, reference=order.number).png()
+        except NoGiroCode:
+            png = None  # the placeholder stays empty; the template page says when
     return compiled.render(order_context(order, level=level, today=local_today(now), language=language,
-                                         claim=claim, deadline=deadline))
+                                         claim=claim, deadline=deadline), payment_qr_png=png)
