@@ -110,6 +110,17 @@ class SalesAccount(models.Model):
     def letter_name(self) -> str:
         return self.company_name or self.name
 
+    def letter_problems(self) -> list[str]:
+        """What the account lacks for letters and the payment QR code (docs/rules/letters.md)."""
+        problems = []
+        if not (self.street and self.postcode and self.city):
+            problems.append(str(_("the seller's postal address (sales account)")))
+        if not self.iban:
+            problems.append(str(_("the IBAN (sales account)")))
+        if not self.account_holder:
+            problems.append(str(_("the account holder (sales account)")))
+        return problems
+
 
 class ApiKey(models.Model):
     """A key of the API (docs/rules/api-and-webhooks.md): it acts on its sales account's orders only.

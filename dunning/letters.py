@@ -74,27 +74,9 @@ def letter_filename(number: str, level: int) -> str:
 
 # --- what is missing ----------------------------------------------------------------------------
 
-def account_problems(account) -> list[str]:
-    """What the sales account lacks for letters and the payment QR code."""
-    problems = []
-    if not (account.street and account.postcode and account.city):
-        problems.append(_("the seller's postal address (sales account)"))
-    if not account.iban:
-        problems.append(_("the IBAN (sales account)"))
-    if not account.account_holder:
-        problems.append(_("the account holder (sales account)"))
-    return problems
-
-
-def order_problems(order) -> list[str]:
-    if not (order.customer_street and order.customer_postcode and order.customer_city):
-        return [_("the customer's postal address (order)")]
-    return []
-
-
 def letter_problems(order) -> list[str]:
     """What a letter of `order` lacks for postal sending (empty: nothing)."""
-    return order_problems(order) + account_problems(order.sales_account)
+    return order.address_problems() + order.sales_account.letter_problems()
 
 
 # --- the address field --------------------------------------------------------------------------
@@ -300,7 +282,7 @@ def letter_context(reminder: Reminder, assets: LetterAssets) -> dict[str, Any]:
                         amount=claim.total_due, currency=currency, reference=order.number)
     except NoGiroCode:
         code = None
-    missing_address = order_problems(order)
+    missing_address = order.address_problems()
     return {
         "language": language,
         "account": account,
@@ -312,7 +294,7 @@ def letter_context(reminder: Reminder, assets: LetterAssets) -> dict[str, Any]:
                                  postcode=order.customer_postcode, city=order.customer_city,
                                  country=order.customer_country, home_country=account.country),
         "missing_address": bool(missing_address),
-        "missing": account_problems(account),
+        "missing": account.letter_problems(),
         "info": [
             (_("Order number"), order.number),
             (_("Customer number"), order.customer_number or "–"),
@@ -368,17 +350,18 @@ def letters_queryset():
 
 def render_letter_pdf(reminder: Reminder) -> bytes:
     """The letter of one reminder as a PDF."""
-    return _document(letter_html(reminder)).write_pdf()
+    return render_letters_pdf([reminder])
 
 
-def render_letters_pdf(reminders: Sequence[Reminder], *,
-                       progress: Callable[[int], None] | None = None) -> bytes:
+def render_letters_pdf(reminders: Sequence[Reminder], *, progress: Callable[[int], None] | None = None,
+                       assets: LetterAssets | None = None) -> bytes:
     """The letters of `reminders`, in that order, as one PDF (each letter starts on a new page).
     Laid out CHUNK letters to a document (the stylesheet and fonts are set up once per document,
     which halves the cost of a letter); `progress(done)` is called after each chunk."""
     if not reminders:
         raise ValueError("no letters to render")
-    assets = LetterAssets(texts=LetterTextResolver({r.order.sales_account_id for r in reminders}), logos={})
+    assets = assets or LetterAssets(texts=LetterTextResolver({r.order.sales_account_id for r in reminders}),
+                                    logos={})
     documents = []
     done = 0
     for start in range(0, len(reminders), CHUNK):

@@ -39,3 +39,9 @@ def run_dunning_job(trigger: str = DunningRun.Trigger.COMMAND, user_id: int | No
 def notify_orders(*, run_id: int, order_ids: list[int], level: int, user_id: int | None) -> None:
     """A large manual Notify, run in the worker; its DunningRun was created by `notify_queue`."""
     services.notify_task_run(run_id=run_id, order_ids=order_ids, level=level, user_id=user_id)
+
+
+@shared_task(name=services.LETTERS_TASK, acks_late=True)
+def render_letter_batch(*, batch_id: int) -> None:
+    """"All letters as one PDF" for a large batch; its LetterBatch was created by `letter_batch_create`."""
+    services.letter_batch_render(batch_id=batch_id)

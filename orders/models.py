@@ -141,6 +141,12 @@ class Order(models.Model):
             paid = self.payments.filter(kind="credit").aggregate(s=models.Sum("amount"))["s"] or Decimal("0")
         return max(self.total - paid, Decimal("0.00"))
 
+    def address_problems(self) -> list[str]:
+        """What a letter to the customer lacks (docs/rules/letters.md): empty when it can be posted."""
+        if not (self.customer_street and self.customer_postcode and self.customer_city):
+            return [str(_("the customer's postal address (order)"))]
+        return []
+
     def days_overdue(self, today: datetime.date) -> int | None:
         due = self.due_date
         return None if due is None else (today - due).days

@@ -4,10 +4,14 @@ messages."""
 
 from .bulk import bulk_action
 from .help import overview_help
+from .letters import letter_batch, letter_batch_pdf, letters_create, reminder_letter
 from .notify import notify, notify_run
 from .orders import order_detail, reminder_resolve
 from .overview import open_payments
 from .payments import payment_action, statement_upload, unmatched, unmatched_count_json
 
-__all__ = ["bulk_action", "notify", "notify_run", "open_payments", "order_detail", "overview_help", "payment_action",
-           "reminder_resolve", "statement_upload", "unmatched", "unmatched_count_json"]
+__all__ = [
+    "bulk_action", "letter_batch", "letter_batch_pdf", "letters_create", "notify", "notify_run",
+    "open_payments", "order_detail", "overview_help", "payment_action", "reminder_letter", "reminder_resolve",
+    "statement_upload", "unmatched", "unmatched_count_json",
+]

@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from common.dates import local_date, local_today
+from dunning.letters import letter_problems
 from dunning.models import DunningLevel, Reminder
 from dunning.selectors import active_configs, order_claim_on, stale_after
 from dunning.services import ReminderNotPending, ReminderStillInFlight, reminder_mark_failed, reminder_mark_sent
@@ -58,6 +59,7 @@ def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
             ],
             "stale_minutes": int(stale_after().total_seconds() // 60),
             "payments": order_payments_summary(order),
+            "letter_problems": letter_problems(order),
         },
     )
 
