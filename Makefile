@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 export DJANGO_DEBUG ?= true
 
-.PHONY: install run test test-fast lint bench bench-payments clean
+.PHONY: install run test test-fast lint bench bench-payments bench-letters clean
 
 $(BIN)/activate: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found; set PYTHON=...)"; exit 1; }
@@ -33,6 +33,10 @@ lint: install
 
 bench: install
 	DJANGO_DEBUG=false $(PY) scripts/bench.py $(BENCH_ARGS)
+
+# reminder letters: one letter, and 1,000 letters as one PDF (docs/benchmarks-letters.md)
+bench-letters: install
+	DJANGO_DEBUG=false $(PY) scripts/bench_letters.py $(BENCH_ARGS)
 
 # camt.053 import: 100,000 credit entries against 1,000,000 orders (PostgreSQL only; BENCH_ARGS="--entries 10000")
 bench-payments: install

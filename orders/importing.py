@@ -69,8 +69,8 @@ LOOKUP_CHUNK = 900  # numbers per `IN (...)` when looking up existing orders (be
 _TOTAL = re.compile(r"^\d{1,10}(?:\.\d{1,2})?$")
 _NEGATIVE_TOTAL = re.compile(r"^-\s*\d+(?:[.,]\d*)?$")
 _LANGUAGES = frozenset(Language.values)
-_MAX_LENGTH = {name: Order._meta.get_field(name).max_length
-               for name in ("number", "customer_name", "customer_email", *ADDRESS_COLUMNS)}
+_MAX_LENGTH = {name: Order._meta.get_field(name).max_length  # the country has its own check
+               for name in ("number", "customer_name", "customer_email", *ADDRESS_COLUMNS[:-1])}
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
