@@ -243,6 +243,9 @@ DUNNING_RETRY_BACKOFF_SECONDS = float(env_str("DUNNING_RETRY_BACKOFF_SECONDS", "
 DUNNING_ASYNC_NOTIFY_THRESHOLD = env_int("DUNNING_ASYNC_NOTIFY_THRESHOLD", 300)
 # "All letters as one PDF": more letters than this are rendered in the worker, with a progress page.
 DUNNING_ASYNC_LETTERS_THRESHOLD = env_int("DUNNING_ASYNC_LETTERS_THRESHOLD", 50)
+# Letters laid out in one WeasyPrint document, and the processes that lay out a large batch (dunning.letters).
+DUNNING_LETTERS_PER_DOCUMENT = env_int("DUNNING_LETTERS_PER_DOCUMENT", 20)
+DUNNING_LETTER_PROCESSES = env_int("DUNNING_LETTER_PROCESSES", os.cpu_count() or 1)
 # A reminder pending (in flight) longer than this has an unknown outcome; only then may staff settle it.
 DUNNING_STALE_PENDING_MINUTES = env_int("DUNNING_STALE_PENDING_MINUTES", 15)
 # Provider calls in flight at once per run (threads; each has its own provider connection).

@@ -29,16 +29,21 @@ from __future__ import annotations
 
 import base64
 import datetime
+import logging
 import mimetypes
+import multiprocessing
 import re
 import textwrap
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
+from django.conf import settings
 from django.template.loader import get_template
 from django.utils import translation
 from django.utils.safestring import mark_safe
@@ -46,6 +51,7 @@ from django.utils.translation import gettext as _
 
 from common.dates import local_date
 
+from . import pdf_render
 from .claim import SNAPSHOT_FIELDS, deadline_after
 from .girocode import GiroCode, NoGiroCode, girocode
 from .models import LetterTemplate, Reminder, ReminderAssignment
@@ -61,7 +67,7 @@ from .templating import (
 
 LETTER_SECTION = "dunning/_letter.html"
 LETTERS_DOCUMENT = "dunning/letters.html"
-CHUNK = 20  # letters laid out in one document
+logger = logging.getLogger(__name__)
 ADDRESS_LINES = 6  # the address zone of form B (27.3 mm)
 ADDRESS_WIDTH = 38  # units per line: a Latin character 1, an East Asian wide one 2 (see `address_lines`)
 DEFAULT_DEADLINE_DAYS = 7
@@ -337,11 +343,7 @@ def letter_html(reminder: Reminder) -> str:
 
 
 def _document(html: str):
-    """The laid-out pages of a letters document. Only data: URIs are loaded; nothing else is fetched."""
-    from weasyprint import HTML
-    from weasyprint.urls import URLFetcher
-
-    return HTML(string=html, url_fetcher=URLFetcher(allowed_protocols=["data"])).render()
+    return pdf_render.layout(html)
 
 
 def letters_queryset():
@@ -356,22 +358,50 @@ def render_letter_pdf(reminder: Reminder) -> bytes:
 def render_letters_pdf(reminders: Sequence[Reminder], *, progress: Callable[[int], None] | None = None,
                        assets: LetterAssets | None = None) -> bytes:
     """The letters of `reminders`, in that order, as one PDF (each letter starts on a new page).
-    Laid out CHUNK letters to a document (the stylesheet and fonts are set up once per document,
-    which halves the cost of a letter); `progress(done)` is called after each chunk."""
+
+    Laid out DUNNING_LETTERS_PER_DOCUMENT letters to a document. Up to two documents are laid out
+    here; more are laid out on every core (DUNNING_LETTER_PROCESSES processes, started fresh with
+    `spawn`, which import only dunning.pdf_render): this process builds the HTML (the database and
+    the templates stay here), the others turn it into PDF, and pypdf joins the parts. Where no
+    process can be started, the same work is done here. `progress(done)` is called after each
+    document."""
     if not reminders:
         raise ValueError("no letters to render")
     assets = assets or LetterAssets(texts=LetterTextResolver({r.order.sales_account_id for r in reminders}),
                                     logos={})
+    size = max(1, settings.DUNNING_LETTERS_PER_DOCUMENT)
+    chunks = [reminders[start:start + size] for start in range(0, len(reminders), size)]
+    processes = min(settings.DUNNING_LETTER_PROCESSES, len(chunks))
+    if len(chunks) > 2 and processes > 1:
+        try:
+            return _render_in_processes(chunks, assets, processes, progress)
+        except (OSError, AssertionError, BrokenProcessPool) as exc:  # no processes here (a daemon, limits)
+            logger.warning("letters rendered in one process: %s", exc)
     documents = []
     done = 0
-    for start in range(0, len(reminders), CHUNK):
-        chunk = reminders[start:start + CHUNK]
+    for chunk in chunks:
         documents.append(_document(letters_html([letter_section(r, assets) for r in chunk])))
         done += len(chunk)
         if progress is not None:
             progress(done)
     pages = [page for document in documents for page in document.pages]
     return documents[0].copy(pages).write_pdf()
+
+
+def _render_in_processes(chunks: list[Sequence[Reminder]], assets: LetterAssets, processes: int,
+                         progress: Callable[[int], None] | None) -> bytes:
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        futures = [pool.submit(pdf_render.html_to_pdf, letters_html([letter_section(r, assets) for r in chunk]))
+                   for chunk in chunks]
+        parts = []
+        done = 0
+        for future, chunk in zip(futures, chunks, strict=True):
+            parts.append(future.result())
+            done += len(chunk)
+            if progress is not None:
+                progress(done)
+    return pdf_render.merge_pdfs(parts)
 
 
 def letters_of(reminder_ids: Iterable[int]) -> list[Reminder]:

@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from dunning.models import DunningRun, LetterBatch, Reminder
-from tests.letters_support import needs_weasyprint, page_text  # noqa: F401 (fixture)
+from tests.letters_support import page_text
 
 NOTIFY = "/orders/open-payments/notify/"
 
@@ -99,3 +99,18 @@ def test_letter_pages_need_back_office_staff(client, level1):
                 reverse("backoffice:letter_batch_pdf", args=[batch.pk])):
         assert client.get(url).status_code == 302
     assert client.post(reverse("backoffice:letters_create"), {"run": 1}).status_code == 302
+
+
+def test_large_batch_laid_out_on_several_processes_keeps_the_order(needs_weasyprint, bo_client, level1, settings,
+                                                                   caplog):
+    settings.DUNNING_LETTERS_PER_DOCUMENT = 1  # three documents: more than two go to the processes
+    settings.DUNNING_LETTER_PROCESSES = 2
+    bo_client.post(NOTIFY, {"dunning_level": "1", "select_across": "1", "letters": "1"})
+    batch = LetterBatch.objects.get()
+    assert batch.is_finished and not batch.error
+    with batch.pdf.open("rb") as fh:
+        pdf = fh.read()
+    assert pages_of(pdf) == 3
+    text = page_text(pdf)
+    assert text.index("Auftragsnummer A0") < text.index("Auftragsnummer A1") < text.index("Auftragsnummer A2")
+    assert "rendered in one process" not in caplog.text  # the processes did it

@@ -19,8 +19,6 @@ from tests.letters_support import (
     MM,
     WINDOW,
     in_window,
-    needs_qr_reader,  # noqa: F401 (fixture)
-    needs_weasyprint,  # noqa: F401 (fixture)
     page_chars,
     page_text,
     page_words,
@@ -149,8 +147,9 @@ def test_long_rtl_and_cjk_names_stay_in_the_window_in_their_fonts(needs_weasypri
         customer(customer_name=long_name, customer_street=long_street, customer_city="Garmisch-Partenkirchen" * 3),
         customer(customer_name="محمد عبد الرحمن", customer_street="شارع الملك فهد 12", customer_city="الرياض",
                  customer_postcode="12211", customer_country="SA"),
-        customer(customer_name="山田太郎 株式会社東京商事 経理部御中", customer_street="東京都千代田区丸の内一丁目1番1号",
-                 customer_city="東京", customer_postcode="100-0005", customer_country="JP"),
+        customer(customer_name="山田太郎 株式会社東京商事 経理部御中",
+                 customer_street="東京都千代田区丸の内一丁目1番1号", customer_city="東京",
+                 customer_postcode="100-0005", customer_country="JP"),
         customer(customer_name="שרה כהן", customer_street="רחוב הרצל 5", customer_city="תל אביב",
                  customer_postcode="6100000", customer_country="IL"),
     ]
