@@ -48,6 +48,7 @@ from django.template.loader import get_template
 from django.utils import translation
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from common.dates import local_date
 
@@ -304,7 +305,7 @@ def letter_context(reminder: Reminder, assets: LetterAssets) -> dict[str, Any]:
         "info": [
             (_("Order number"), order.number),
             (_("Customer number"), order.customer_number or "–"),
-            (_("Order date"), context["order"]["ordered_at"]),
+            (pgettext("letter", "Order date"), context["order"]["ordered_at"]),
             (_("Contact"), account.reply_to_email or account.sender_email),
             (_("Date"), format_day(sent_on, language)),
         ],
