@@ -11,18 +11,29 @@ from .models import EmailTemplate, LetterTemplate, Reminder
 from .templating import PLACEHOLDERS, CompiledTemplate, sample_context
 
 
-@admin.register(EmailTemplate)
-class EmailTemplateAdmin(admin.ModelAdmin):
+class StaffTemplateAdmin(admin.ModelAdmin):
+    """Templates staff write (e-mails, letters): the list, wide inputs and the placeholder list."""
+
     list_display = ["name", "language", "subject"]
     list_filter = ["language"]
     search_fields = ["name", "subject", "body"]
     change_form_template = "admin/dunning/emailtemplate/change_form.html"
     formfield_overrides = {models.CharField: {"widget": forms.TextInput(attrs={"size": 90})}}
+    placeholders = PLACEHOLDERS
 
     def render_change_form(self, request: HttpRequest, context, add=False, change=False, form_url="", obj=None):
-        context["placeholders"] = PLACEHOLDERS
+        context["placeholders"] = self.placeholders
         context["preview"] = self._preview(obj)
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    @staticmethod
+    def _preview(obj) -> dict | None:
+        return None
+
+
+@admin.register(EmailTemplate)
+class EmailTemplateAdmin(StaffTemplateAdmin):
+    """Reminder e-mails, with a preview of the saved template rendered with the sample order."""
 
     @staticmethod
     def _preview(obj: EmailTemplate | None) -> dict | None:
@@ -36,19 +47,11 @@ class EmailTemplateAdmin(admin.ModelAdmin):
 
 
 @admin.register(LetterTemplate)
-class LetterTemplateAdmin(admin.ModelAdmin):
+class LetterTemplateAdmin(StaffTemplateAdmin):
     """The text of PDF letters (the layout around it is fixed: dunning.letters). Validated on save
     like e-mail templates; the payment QR code is always printed on the letter (for EUR claims)."""
 
-    list_display = ["name", "language", "subject"]
-    list_filter = ["language"]
-    search_fields = ["name", "subject", "body"]
-    change_form_template = "admin/dunning/emailtemplate/change_form.html"
-    formfield_overrides = {models.CharField: {"widget": forms.TextInput(attrs={"size": 90})}}
-
-    def render_change_form(self, request: HttpRequest, context, add=False, change=False, form_url="", obj=None):
-        context["placeholders"] = [p for p in PLACEHOLDERS if p.name != "payment_qr"]
-        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+    placeholders = [p for p in PLACEHOLDERS if p.name != "payment_qr"]
 
 
 @admin.register(Reminder)
