@@ -28,7 +28,7 @@ COPY . .
 # The secret key is a placeholder for this one command only: settings refuse to start without one.
 RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
  && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin mahnwesen \
- && mkdir -p /app/var \
+ && mkdir -p /app/var/media \
  && chown -R mahnwesen /app/var
 
 USER mahnwesen
