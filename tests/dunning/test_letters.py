@@ -141,10 +141,11 @@ def test_no_giro_code_for_other_currencies(needs_qr_reader, bank, config, assign
 
 def test_long_rtl_and_cjk_names_stay_in_the_window_in_their_fonts(needs_weasyprint, bank, config, assignments, bo,
                                                                    now):
-    long_name = "Maximiliane Theodora Wilhelmine von und zu Hohenzollern-Sigmaringen-Hechingen " * 3
-    long_street = "Hauptstraße des Bundeslandes Nordrhein-Westfalen 123456789 Hinterhaus Aufgang C " * 2
+    # as long as the fields allow (200 characters; city 100)
+    long_name = ("Maximiliane Theodora Wilhelmine von und zu Hohenzollern-Sigmaringen-Hechingen " * 3)[:200]
+    long_street = ("Hauptstraße des Bundeslandes Nordrhein-Westfalen 123456789 Hinterhaus Aufgang C " * 3)[:200]
     orders = [
-        customer(customer_name=long_name, customer_street=long_street, customer_city="Garmisch-Partenkirchen" * 3),
+        customer(customer_name=long_name, customer_street=long_street, customer_city="Garmisch-Partenkirchen" * 4),
         customer(customer_name="محمد عبد الرحمن", customer_street="شارع الملك فهد 12", customer_city="الرياض",
                  customer_postcode="12211", customer_country="SA"),
         customer(customer_name="山田太郎 株式会社東京商事 経理部御中",
