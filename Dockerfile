@@ -11,6 +11,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# WeasyPrint (PDF letters) draws text with pango; Noto fonts cover Latin, Arabic, Hebrew and CJK names.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 \
+    fonts-noto-core fonts-noto-cjk \
+ && rm -rf /var/lib/apt/lists/*
+
 # Dependencies first: this layer is rebuilt only when pyproject.toml changes.
 COPY pyproject.toml ./
 RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; open('/tmp/requirements.txt', 'w').write('\n'.join(deps) + '\n')" \
@@ -22,7 +28,7 @@ COPY . .
 # The secret key is a placeholder for this one command only: settings refuse to start without one.
 RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
  && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin mahnwesen \
- && mkdir -p /app/var \
+ && mkdir -p /app/var/media \
  && chown -R mahnwesen /app/var
 
 USER mahnwesen

@@ -8,7 +8,7 @@ export DJANGO_DEBUG ?= true
 # so `.venv/bin/python manage.py import_orders ...` works afterwards without exporting DJANGO_DEBUG.
 DEV_ENV ?= .env.dev
 
-.PHONY: install run test test-fast lint bench bench-payments bench-sending clean
+.PHONY: install run test test-fast lint bench bench-payments bench-sending bench-letters clean
 
 $(BIN)/activate: pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found; set PYTHON=...)"; exit 1; }
@@ -41,6 +41,10 @@ lint: install
 
 bench: install
 	DJANGO_DEBUG=false $(PY) scripts/bench.py $(BENCH_ARGS)
+
+# reminder letters: one letter, and 1,000 letters as one PDF (docs/benchmarks-letters.md)
+bench-letters: install
+	DJANGO_DEBUG=false $(PY) scripts/bench_letters.py $(BENCH_ARGS)
 
 # camt.053 import: 100,000 credit entries against 1,000,000 orders (PostgreSQL only; BENCH_ARGS="--entries 10000")
 bench-sending: install

@@ -10,9 +10,29 @@ from .services import api_key_create, api_keys_revoke
 
 @admin.register(SalesAccount)
 class SalesAccountAdmin(admin.ModelAdmin):
-    list_display = ["name", "channel", "sender_email", "team_email", "language", "is_active"]
+    list_display = ["name", "channel", "sender_email", "team_email", "language", "is_active", "letters_ready"]
     list_filter = ["channel", "language", "is_active"]
     search_fields = ["name", "sender_email"]
+    readonly_fields = ["letter_problems"]
+    fieldsets = [
+        (None, {"fields": ["name", "channel", "sender_email", "reply_to_email", "team_email", "language",
+                           "payment_instructions", "payment_tolerance", "is_active"]}),
+        (_("Letters and payment QR code"), {
+            "fields": ["letter_problems", "company_name", "street", "postcode", "city", "country", "iban", "bic",
+                       "account_holder", "logo", "legal_details"],
+            "description": _("The creditor on PDF letters and in the payment QR code (GiroCode). Missing data "
+                             "does not stop e-mail reminders; the letters then say what is missing."),
+        }),
+    ]
+
+    @admin.display(description=_("letters ready"), boolean=True)
+    def letters_ready(self, obj: SalesAccount) -> bool:
+        return not obj.letter_problems()
+
+    @admin.display(description=_("missing for letters"))
+    def letter_problems(self, obj: SalesAccount) -> str:
+        problems = obj.letter_problems() if obj.pk else []
+        return ", ".join(problems) if problems else "–"
 
 
 @admin.register(ApiKey)

@@ -1,6 +1,7 @@
 from decimal import Decimal
 
-from django.core.validators import MinValueValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import FileExtensionValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -8,6 +9,27 @@ from django.utils.translation import gettext_lazy as _
 class Language(models.TextChoices):
     GERMAN = "de", _("German")
     ENGLISH = "en", _("English")
+
+
+def validate_iban(value: str) -> None:
+    """An IBAN with a valid country, length and check digits (schwifty), spaces allowed."""
+    from schwifty import IBAN
+    from schwifty.exceptions import SchwiftyException
+
+    try:
+        IBAN(value)
+    except SchwiftyException as exc:
+        raise ValidationError(_("Not a valid IBAN: %(problem)s") % {"problem": exc}) from None
+
+
+def validate_bic(value: str) -> None:
+    from schwifty import BIC
+    from schwifty.exceptions import SchwiftyException
+
+    try:
+        BIC(value)
+    except SchwiftyException as exc:
+        raise ValidationError(_("Not a valid BIC: %(problem)s") % {"problem": exc}) from None
 
 
 class SalesAccount(models.Model):
@@ -44,6 +66,29 @@ class SalesAccount(models.Model):
         help_text=_("An order counts as paid when bank payments reach its total less this amount."),
     )
     is_active = models.BooleanField(_("active"), default=True)
+    # The creditor on letters and in the payment QR code (docs/rules/letters.md).
+    company_name = models.CharField(
+        _("company name"), max_length=200, blank=True,
+        help_text=_("The seller as it appears on letters (blank: the sales account's name)."))
+    street = models.CharField(_("street and number"), max_length=200, blank=True)
+    postcode = models.CharField(_("postcode"), max_length=20, blank=True)
+    city = models.CharField(_("city"), max_length=100, blank=True)
+    country = models.CharField(_("country"), max_length=2, default="DE",
+                               validators=[RegexValidator(r"^[A-Z]{2}$", _("Two capital letters (ISO 3166)."))],
+                               help_text=_("ISO 3166 code, e.g. DE."))
+    iban = models.CharField(_("IBAN"), max_length=42, blank=True, validators=[validate_iban],
+                            help_text=_("Account for payments: on letters and in the payment QR code."))
+    bic = models.CharField(_("BIC"), max_length=11, blank=True, validators=[validate_bic],
+                           help_text=_("Optional."))
+    account_holder = models.CharField(_("account holder"), max_length=70, blank=True,
+                                      help_text=_("Name of the account holder (at most 70 characters, as the "
+                                                  "payment QR code allows)."))
+    logo = models.ImageField(_("logo"), upload_to="logos/", blank=True,
+                             validators=[FileExtensionValidator(["png", "jpg", "jpeg"])],
+                             help_text=_("PNG or JPEG, printed at the top right of letters."))
+    legal_details = models.TextField(
+        _("legal details"), blank=True,
+        help_text=_("Letter footer: managing directors, commercial register, VAT ID, phone, ..."))
 
     class Meta:
         verbose_name = _("sales account")
@@ -52,6 +97,29 @@ class SalesAccount(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        # stored as the bank prints it on paper: upper case, in groups of four
+        if self.iban:
+            self.iban = " ".join(self.iban.replace(" ", "").upper()[i:i + 4]
+                                 for i in range(0, len(self.iban.replace(" ", "")), 4))
+        self.bic = self.bic.replace(" ", "").upper()
+
+    @property
+    def letter_name(self) -> str:
+        return self.company_name or self.name
+
+    def letter_problems(self) -> list[str]:
+        """What the account lacks for letters and the payment QR code (docs/rules/letters.md)."""
+        problems = []
+        if not (self.street and self.postcode and self.city):
+            problems.append(str(_("the seller's postal address (sales account)")))
+        if not self.iban:
+            problems.append(str(_("the IBAN (sales account)")))
+        if not self.account_holder:
+            problems.append(str(_("the account holder (sales account)")))
+        return problems
 
 
 class ApiKey(models.Model):

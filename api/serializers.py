@@ -17,6 +17,14 @@ class OrderInSerializer(serializers.Serializer):
     customer_is_business = serializers.BooleanField(required=False, allow_null=True,
                                                     help_text="true or false; absent or null: unchanged "
                                                               "(a new order: false)")
+    customer_number = serializers.CharField(required=False, allow_blank=True, allow_null=True,
+                                            help_text="the seller's customer number, printed on letters")
+    customer_street = serializers.CharField(required=False, allow_blank=True, allow_null=True,
+                                            help_text="postal address of letters: street and number")
+    customer_postcode = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    customer_city = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    customer_country = serializers.CharField(required=False, allow_blank=True, allow_null=True,
+                                             help_text="ISO 3166 alpha-2, e.g. DE; blank: the seller's country")
 
 
 class BulkItemSerializer(OrderInSerializer):

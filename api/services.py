@@ -19,6 +19,7 @@ from accounts.models import SalesAccount
 from common.dates import local_date, tz
 from orders.importing import (
     COLUMNS,
+    OPTIONAL_COLUMNS,
     ImportResult,
     OrderImportError,
     ParsedFile,
@@ -33,9 +34,10 @@ from payments.services import MAX_TRANSACTION_ID
 
 MAX_BULK = 1000
 # The fields of an order in the API: the import's columns, without the sales account (the key's),
-# and its optional `customer_is_business` (a JSON true/false; absent or null leaves it alone).
-FIELDS: tuple[str, ...] = (*(c for c in COLUMNS if c != "sales_account"), "customer_is_business")
-HEADER: list[str] = [*COLUMNS, "customer_is_business"]
+# and its optional `customer_is_business` (a JSON true/false; absent or null leaves it alone) and
+# postal address (strings; absent, null or empty leaves the stored value alone).
+FIELDS: tuple[str, ...] = (*(c for c in COLUMNS if c != "sales_account"), *OPTIONAL_COLUMNS)
+HEADER: list[str] = [*COLUMNS, *OPTIONAL_COLUMNS]
 _CURRENCIES = frozenset(list_currencies())
 _PROBLEM = re.compile(r"^row (\d+)(?:, column (\w+))?: (.*)$", re.S)
 

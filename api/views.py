@@ -47,6 +47,11 @@ def order_json(order: Order) -> dict:
         "paid_at": _iso(order.paid_at),
         "cancelled_at": _iso(order.cancelled_at),
         "customer_is_business": order.customer_is_business,
+        "customer_number": order.customer_number,
+        "customer_street": order.customer_street,
+        "customer_postcode": order.customer_postcode,
+        "customer_city": order.customer_city,
+        "customer_country": order.customer_country,
         "open": order.is_open,
         "dunning_level": None if level is None else (DunningLevel(level).param if level == DunningLevel.COMPLETED
                                                      else int(level)),

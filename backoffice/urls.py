@@ -20,4 +20,8 @@ urlpatterns = [
     path("payments/unmatched/count/", views.unmatched_count_json, name="unmatched_count"),
     path("payments/<int:pk>/action/", views.payment_action, name="payment_action"),
     path("orders/reminders/<int:pk>/resolve/", views.reminder_resolve, name="reminder_resolve"),
+    path("orders/reminders/<int:pk>/letter.pdf", views.reminder_letter, name="reminder_letter"),
+    path("orders/letters/", views.letters_create, name="letters_create"),
+    path("orders/letters/<int:pk>/", views.letter_batch, name="letter_batch"),
+    path("orders/letters/<int:pk>/letters.pdf", views.letter_batch_pdf, name="letter_batch_pdf"),
 ]

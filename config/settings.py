@@ -182,6 +182,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Uploads (sales accounts' logos): read from disk when letters are rendered, never served by URL.
+MEDIA_ROOT = VAR_DIR / "media"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -241,6 +243,11 @@ DUNNING_LEASE_MINUTES = env_int("DUNNING_LEASE_MINUTES", 30)
 DUNNING_SEND_RETRIES = env_int("DUNNING_SEND_RETRIES", 3)
 DUNNING_RETRY_BACKOFF_SECONDS = float(env_str("DUNNING_RETRY_BACKOFF_SECONDS", "1.0"))
 DUNNING_ASYNC_NOTIFY_THRESHOLD = env_int("DUNNING_ASYNC_NOTIFY_THRESHOLD", 300)
+# "All letters as one PDF": more letters than this are rendered in the worker, with a progress page.
+DUNNING_ASYNC_LETTERS_THRESHOLD = env_int("DUNNING_ASYNC_LETTERS_THRESHOLD", 50)
+# Letters laid out in one WeasyPrint document, and the processes that lay out a large batch (dunning.letters).
+DUNNING_LETTERS_PER_DOCUMENT = env_int("DUNNING_LETTERS_PER_DOCUMENT", 20)
+DUNNING_LETTER_PROCESSES = env_int("DUNNING_LETTER_PROCESSES", os.cpu_count() or 1)
 # A reminder pending (in flight) longer than this has an unknown outcome; only then may staff settle it.
 DUNNING_STALE_PENDING_MINUTES = env_int("DUNNING_STALE_PENDING_MINUTES", 15)
 # Provider calls in flight at once per run (threads; each has its own provider connection).
@@ -322,5 +329,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # axes chats at INFO on every start and attempt; its warnings (failures, lockouts) still show
-    "loggers": {"axes": {"level": "WARNING"}},
+    # weasyprint logs every layout step at INFO: only its warnings (an image it could not load, ...)
+    "loggers": {"axes": {"level": "WARNING"}, "weasyprint": {"level": "WARNING"}, "fontTools": {"level": "WARNING"}},
 }

@@ -25,16 +25,31 @@ PAYMENT_INSTRUCTIONS = {
     "en": "Beispiel-Shop GmbH\nIBAN: DE02 1203 0000 0000 2020 51\nBIC (SWIFT): BYLADEM1001\nDeutsche Kreditbank",
 }
 
+# The creditor of letters and of the payment QR code (one company behind all three channels).
+CREDITOR = {"company_name": "Beispiel-Shop GmbH", "street": "Friedrichstraße 123", "postcode": "10117",
+            "city": "Berlin", "country": "DE", "iban": "DE02 1203 0000 0000 2020 51", "bic": "BYLADEM1001",
+            "account_holder": "Beispiel-Shop GmbH",
+            "legal_details": "Geschäftsführerin: Erika Beispiel\nAmtsgericht Charlottenburg HRB 123456 B\n"
+                             "USt-IdNr. DE123456789 · Tel. 030 1234567"}
+
+# Customers' postal addresses, picked by the order number (no random numbers are drawn for them, so
+# the rest of the plan stays as it was).
+STREETS = ["Lindenallee", "Hauptstraße", "Bahnhofstraße", "Schillerstraße", "Gartenweg", "Am Markt", "Kirchgasse",
+           "Rosenweg", "Bergstraße", "Mühlenweg"]
+PLACES = [("80331", "München"), ("50667", "Köln"), ("20095", "Hamburg"), ("70173", "Stuttgart"),
+          ("04109", "Leipzig"), ("90402", "Nürnberg"), ("28195", "Bremen"), ("01067", "Dresden")]
+PLACES_EN = [("SW1A 1AA", "London", "GB"), ("D02 X285", "Dublin", "IE"), ("1010", "Wien", "AT")]
+
 ACCOUNTS = [
     {"name": "Webshop", "channel": "webshop", "language": "de",
      "sender_email": "buchhaltung@beispiel-shop.example", "reply_to_email": "service@beispiel-shop.example",
-     "team_email": "team@beispiel-shop.example", "payment_instructions": PAYMENT_INSTRUCTIONS["de"]},
+     "team_email": "team@beispiel-shop.example", "payment_instructions": PAYMENT_INSTRUCTIONS["de"], **CREDITOR},
     {"name": "eBay", "channel": "ebay", "language": "de",
      "sender_email": "ebay@beispiel-shop.example", "reply_to_email": "service@beispiel-shop.example",
-     "team_email": "team-ebay@beispiel-shop.example", "payment_instructions": PAYMENT_INSTRUCTIONS["de"]},
+     "team_email": "team-ebay@beispiel-shop.example", "payment_instructions": PAYMENT_INSTRUCTIONS["de"], **CREDITOR},
     {"name": "Amazon", "channel": "amazon", "language": "en",
      "sender_email": "amazon@beispiel-shop.example", "reply_to_email": "service@beispiel-shop.example",
-     "team_email": "team-amazon@beispiel-shop.example", "payment_instructions": PAYMENT_INSTRUCTIONS["en"]},
+     "team_email": "team-amazon@beispiel-shop.example", "payment_instructions": PAYMENT_INSTRUCTIONS["en"], **CREDITOR},
 ]
 
 METHODS = [

@@ -21,6 +21,7 @@ from the ones drawn (as `blocked_days_ago` is)."""
 from __future__ import annotations
 
 import random
+import zlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import NamedTuple
@@ -69,6 +70,18 @@ class OrderSpec:
     flagged_days_ago: int | None = None
     auto_cancelled: bool = False
     released: bool = False  # the job also released the stock reservation
+
+    @property
+    def address(self) -> tuple[str, str, str, str, str]:
+        """Customer number, street, postcode, city, country (orders.importing.ADDRESS_COLUMNS), picked by
+        the order number: the same order always lives at the same address."""
+        pick = zlib.crc32(self.number.encode())
+        street = f"{content.STREETS[pick % len(content.STREETS)]} {pick % 97 + 1}"
+        if self.language == "en":
+            postcode, city, country = content.PLACES_EN[pick % len(content.PLACES_EN)]
+        else:
+            (postcode, city), country = content.PLACES[pick % len(content.PLACES)], ""
+        return (f"K-{pick % 900000 + 100000}", street, postcode, city, country)
 
     # --- the order's history as moments -----------------------------------------------------
 

@@ -137,7 +137,7 @@ class _OrderWriter:
             row=index + 1, number=spec.number, sales_account_id=self.accounts[spec.account].id,
             payment_method_id=self.methods[spec.method].id, customer_name=spec.customer_name,
             customer_email=spec.customer_email, language=spec.language, total=spec.total, currency=spec.currency,
-            ordered_at=self.at(spec.ordered), paid_at=None, cancelled_at=None)
+            ordered_at=self.at(spec.ordered), paid_at=None, cancelled_at=None, address=spec.address)
 
     def write(self, specs: list[OrderSpec]) -> tuple[int, int]:
         """Create the orders of `specs` not in the database yet, with their history; returns

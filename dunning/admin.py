@@ -137,9 +137,9 @@ class DunningConfigAdmin(ConfirmWideningMixin, admin.ModelAdmin):
 
 @admin.register(ReminderAssignment)
 class ReminderAssignmentAdmin(ConfirmWideningMixin, admin.ModelAdmin):
-    list_display = ["sales_account", "level", "template", "send_automatically"]
-    list_filter = ["sales_account", "level", "send_automatically"]
-    list_select_related = ["sales_account", "template"]
+    list_display = ["sales_account", "level", "template", "send_automatically", "letter_template", "attach_pdf"]
+    list_filter = ["sales_account", "level", "send_automatically", "attach_pdf"]
+    list_select_related = ["sales_account", "template", "letter_template"]
     confirmation_template = "admin/dunning/reminderassignment/automatic_confirmation.html"
 
     def widening_reasons(self, old, new) -> list[str]:

@@ -210,6 +210,37 @@ class EmailTemplate(models.Model):
         validate_template_fields(subject=self.subject, body=self.body, html_body=self.html_body)
 
 
+class LetterTemplate(models.Model):
+    """The text of a reminder letter (docs/rules/letters.md), written by staff in the same sandboxed
+    Jinja2 and with the same placeholders as e-mails. The layout around it (DIN 5008 form B: address
+    field, information block, the claim table, payment details, QR code, footer) is fixed."""
+
+    name = models.CharField(_("name"), max_length=100)
+    language = models.CharField(_("language"), max_length=2, choices=Language.choices, default=Language.GERMAN)
+    subject = models.CharField(_("subject"), max_length=255, help_text=_("The letter's subject line."))
+    body = models.TextField(
+        _("text before the claim"),
+        help_text=_("Salutation and text above the table of the claim. A blank line starts a new paragraph."))
+    closing = models.TextField(
+        _("text after the claim"), blank=True,
+        help_text=_("Text below the table and the payment details, e.g. the greeting."))
+
+    class Meta:
+        verbose_name = _("letter template")
+        verbose_name_plural = _("letter templates")
+        ordering = ["name", "language"]
+        constraints = [models.UniqueConstraint(fields=["name", "language"], name="lettertemplate_name_language")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.language})"
+
+    def clean(self) -> None:
+        from .templating import validate_template_fields
+
+        super().clean()
+        validate_template_fields(subject=self.subject, body=self.body, closing=self.closing)
+
+
 class ReminderAssignment(models.Model):
     """Which template a sales account sends at a level, and whether the job sends it."""
 
@@ -220,6 +251,11 @@ class ReminderAssignment(models.Model):
     template = models.ForeignKey(EmailTemplate, on_delete=models.PROTECT, related_name="assignments",
                                  verbose_name=_("template"))
     send_automatically = models.BooleanField(_("send automatically"), default=False)
+    letter_template = models.ForeignKey(
+        LetterTemplate, on_delete=models.PROTECT, null=True, blank=True, related_name="assignments",
+        verbose_name=_("letter template"), help_text=_("The text of the PDF letter (blank: the built-in text)."))
+    attach_pdf = models.BooleanField(_("attach the letter as PDF"), default=False,
+                                     help_text=_("The reminder e-mail carries its letter as a PDF attachment."))
 
     class Meta:
         verbose_name = _("reminder assignment")
@@ -535,3 +571,30 @@ class ReminderOutcome(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sent_on} L{self.level} {self.days_to_payment}"
+
+
+class LetterBatch(models.Model):
+    """"All letters as one PDF" for postal sending: the letters of some reminders in one file,
+    rendered inline when few, in the worker with progress when many (dunning.letters)."""
+
+    reminder_ids = models.JSONField(_("reminders"), default=list)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   verbose_name=_("created by"))
+    created_at = models.DateTimeField(_("created at"))
+    total = models.PositiveIntegerField(_("letters"), default=0)
+    done = models.PositiveIntegerField(_("letters rendered"), default=0)
+    pdf = models.FileField(_("PDF"), upload_to="letters/", blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        verbose_name = _("letter batch")
+        verbose_name_plural = _("letter batches")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.total} letters {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.finished_at is not None

@@ -56,3 +56,9 @@ def record_dashboard_snapshot() -> int:
     result = reporting.snapshots_record(now=now)
     reporting.reminder_outcomes_rebuild(now=now)
     return result.rows
+
+
+@shared_task(name=services.LETTERS_TASK, acks_late=True)
+def render_letter_batch(*, batch_id: int) -> None:
+    """"All letters as one PDF" for a large batch; its LetterBatch was created by `letter_batch_create`."""
+    services.letter_batch_render(batch_id=batch_id)

@@ -28,6 +28,7 @@ for the rest of the run), and the previews show it. The checks cost a few micros
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import datetime
 import functools
 import re
@@ -62,6 +63,7 @@ from common.dates import local_date, local_today
 from common.formats import format_day, format_money, format_number
 
 from .claim import SNAPSHOT_FIELDS, Claim, claim_compute, deadline_after
+from .girocode import NoGiroCode, girocode
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,14 @@ PLACEHOLDERS: list[Placeholder] = [
     Placeholder("claim.flat_fee", _("Claim: the 40 EUR flat fee (business customers, if charged)"), "0,00 €"),
     Placeholder("claim.interest", _("Claim: default interest up to today"), "1,50 €"),
     Placeholder("claim.total_due", _("Claim: total due (principal + fees + interest - paid)"), "1.253,90 €"),
+    Placeholder("payment_qr", _("HTML body only: the payment QR code (GiroCode) with the account holder, IBAN, "
+                                "total due and order number, as an inline image. Empty for a claim not in "
+                                "EUR or over 999,999,999.99 EUR (the EPC standard allows no code), and where "
+                                "the sales account has no IBAN or account holder"), "[QR]"),
 ]
+
+PAYMENT_QR_CID = "payment-qr"
+PAYMENT_QR_IMG = Markup('<img src="cid:payment-qr" alt="GiroCode" width="164" height="164">')  # a constant
 
 
 def build_context(
@@ -141,6 +150,7 @@ def build_context(
         "payment_instructions": payment_instructions,
         "level": level,
         "today": format_day(today, language),
+        "payment_qr": "",  # the HTML body gets the image (CompiledTemplate.render)
     }
 
 
@@ -815,11 +825,13 @@ def _check_source(source: str, env: _LimitedEnvironment, max_output: int) -> lis
     return []
 
 
-def validate_template_fields(*, subject: str, body: str, html_body: str = "") -> None:
+def validate_template_fields(*, subject: str, body: str, html_body: str = "", closing: str = "") -> None:
+    """E-mail templates (subject, body, html_body) and letter templates (subject, body, closing)."""
     errors: dict[str, list[str]] = {}
     for field, source, env, max_output in (("subject", subject, _env, MAX_SUBJECT_OUTPUT),
                                            ("body", body, _env, MAX_BODY_OUTPUT),
-                                           ("html_body", html_body, _html_env, MAX_BODY_OUTPUT)):
+                                           ("html_body", html_body, _html_env, MAX_BODY_OUTPUT),
+                                           ("closing", closing, _env, MAX_BODY_OUTPUT)):
         if not source:
             continue
         problems = _check_source(source, env, max_output)
@@ -841,6 +853,7 @@ class RenderedEmail:
     subject: str
     body: str
     html_body: str
+    inline_images: dict[str, bytes] = dataclasses.field(default_factory=dict)  # Content-ID -> PNG of the HTML body
 
 
 class CompiledTemplate:
@@ -853,16 +866,21 @@ class CompiledTemplate:
         self._subject = _env.from_string(template.subject)
         self._body = _env.from_string(template.body)
         self._html = _html_env.from_string(template.html_body) if template.html_body else None
+        # the QR code is made only for templates that show it (a PNG costs about a millisecond)
+        self.uses_payment_qr = bool(template.html_body) and "payment_qr" in meta.find_undeclared_variables(
+            _html_env.parse(template.html_body))
         self._over_limit: str | None = None
 
-    def render(self, context: dict[str, Any]) -> RenderedEmail:
+    def render(self, context: dict[str, Any], *, payment_qr_png: bytes | None = None) -> RenderedEmail:
         if self._over_limit is not None:
             raise TemplateLimitError(self._over_limit)
+        html_context = {**context, "payment_qr": PAYMENT_QR_IMG} if payment_qr_png else context
         try:
             return RenderedEmail(
                 subject=clean_subject(self._subject.render_limited(context, max_output=MAX_SUBJECT_OUTPUT)),
                 body=self._body.render_limited(context, max_output=MAX_BODY_OUTPUT),
-                html_body=self._html.render_limited(context, max_output=MAX_BODY_OUTPUT) if self._html else "",
+                html_body=self._html.render_limited(html_context, max_output=MAX_BODY_OUTPUT) if self._html else "",
+                inline_images={PAYMENT_QR_CID: payment_qr_png} if payment_qr_png and self._html else {},
             )
         except TemplateLimitError as exc:
             self._over_limit = str(exc)
@@ -876,5 +894,13 @@ def render_reminder(compiled: CompiledTemplate, order, *, level: int, now: datet
     passes the `claim` and `deadline` it computed for the chunk; a single preview gets them from
     `dunning.selectors.order_claim_on(order, now=now, level=level)`."""
     language = order.effective_language
+    png = None
+    if compiled.uses_payment_qr:
+        account = order.sales_account
+        try:
+            png = girocode(account_holder=account.account_holder, iban=account.iban, bic=account.bic,
+                           amount=claim.total_due, currency=order.currency, reference=order.number).png()
+        except NoGiroCode:
+            png = None  # the placeholder stays empty; the template page says when
     return compiled.render(order_context(order, level=level, today=local_today(now), language=language,
-                                         claim=claim, deadline=deadline))
+                                         claim=claim, deadline=deadline), payment_qr_png=png)

@@ -50,13 +50,16 @@ COLUMNS: tuple[str, ...] = (
     "currency", "ordered_at", "paid_at", "cancelled_at",
 )
 # Columns a file may leave out; an absent one leaves the stored value alone (a new order gets the default).
-OPTIONAL_COLUMNS: tuple[str, ...] = ("customer_is_business",)
+# The postal address of letters: an empty cell, like an absent column, leaves the stored value alone.
+ADDRESS_COLUMNS: tuple[str, ...] = (
+    "customer_number", "customer_street", "customer_postcode", "customer_city", "customer_country")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("customer_is_business", *ADDRESS_COLUMNS)
 REQUIRED: frozenset[str] = frozenset(
     {"number", "sales_account", "payment_method", "customer_name", "total", "currency", "ordered_at"})
 # The order fields an import sets; everything else on Order is dunning state and is left alone.
 IMPORTED_FIELDS: tuple[str, ...] = (
     "payment_method", "customer_name", "customer_email", "language", "total", "currency", "ordered_at",
-    "paid_at", "cancelled_at", "customer_is_business",
+    "paid_at", "cancelled_at", "customer_is_business", *ADDRESS_COLUMNS,
 )
 _BOOLEANS = {"true": True, "1": True, "ja": True, "yes": True, "false": False, "0": False, "nein": False,
              "no": False}
@@ -66,7 +69,9 @@ LOOKUP_CHUNK = 900  # numbers per `IN (...)` when looking up existing orders (be
 _TOTAL = re.compile(r"^\d{1,10}(?:\.\d{1,2})?$")
 _NEGATIVE_TOTAL = re.compile(r"^-\s*\d+(?:[.,]\d*)?$")
 _LANGUAGES = frozenset(Language.values)
-_MAX_LENGTH = {name: Order._meta.get_field(name).max_length for name in ("number", "customer_name", "customer_email")}
+_MAX_LENGTH = {name: Order._meta.get_field(name).max_length  # the country has its own check
+               for name in ("number", "customer_name", "customer_email", *ADDRESS_COLUMNS[:-1])}
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
 
 
 class OrderImportError(ValueError):
@@ -98,6 +103,7 @@ class OrderRow:
     paid_at: datetime.datetime | None
     cancelled_at: datetime.datetime | None
     customer_is_business: bool | None = None  # None: the column is absent or the cell empty
+    address: tuple[str, ...] = ("",) * len(ADDRESS_COLUMNS)  # ADDRESS_COLUMNS' cells; "" leaves it alone
 
     @property
     def key(self) -> tuple[int, str]:
@@ -277,6 +283,11 @@ class StoredOrder(NamedTuple):
     paid_at: datetime.datetime | None
     cancelled_at: datetime.datetime | None
     customer_is_business: bool
+    customer_number: str
+    customer_street: str
+    customer_postcode: str
+    customer_city: str
+    customer_country: str
 
 
 assert StoredOrder._fields[1:] == IMPORTED_FIELDS  # _changes() zips them
@@ -329,7 +340,7 @@ def validate_rows(header: list[str], records: Iterable[list[str]], *, accounts: 
                 if name in REQUIRED and not cells[name]:
                     bad.append(f"row {row_no}, column {name}: empty (required)")
             for name, limit in _MAX_LENGTH.items():
-                if len(cells[name]) > limit:
+                if len(cells.get(name, "")) > limit:
                     bad.append(_cell_problem(row_no, name, cells[name][:20] + "...",
                                              f"is longer than {limit} characters"))
 
@@ -367,6 +378,13 @@ def validate_rows(header: list[str], records: Iterable[list[str]], *, accounts: 
                 if is_business is None:
                     bad.append(_cell_problem(row_no, "customer_is_business", raw_business,
                                              "is not a yes/no value (true, false, 1, 0, ja, nein; empty: unchanged)"))
+            address = tuple(cells.get(name, "") for name in ADDRESS_COLUMNS)
+            country = cells.get("customer_country", "").upper()
+            if country:
+                address = (*address[:-1], country)
+                if not _COUNTRY.match(country):
+                    bad.append(_cell_problem(row_no, "customer_country", cells["customer_country"],
+                                             "is not a two-letter ISO 3166 country code (e.g. DE)"))
             dates: dict[str, datetime.datetime | None] = {}
             for name in ("ordered_at", "paid_at", "cancelled_at"):
                 dates[name] = None
@@ -400,7 +418,7 @@ def validate_rows(header: list[str], records: Iterable[list[str]], *, accounts: 
                 row=row_no, number=cells["number"], sales_account_id=account_id, payment_method_id=method_id,
                 customer_name=cells["customer_name"], customer_email=email, language=language, total=total,
                 currency=currency, ordered_at=dates["ordered_at"], paid_at=dates["paid_at"],
-                cancelled_at=dates["cancelled_at"], customer_is_business=is_business,
+                cancelled_at=dates["cancelled_at"], customer_is_business=is_business, address=address,
             ))
     except csv.Error as exc:
         problems.append(f"row {row_no + 1}: the CSV is malformed ({exc})")  # csv rows count from the last good one
@@ -456,7 +474,14 @@ def _order_from_row(r: OrderRow, current: StoredOrder | None) -> Order:
         paid_at=r.paid_at or (current.paid_at if current else None),
         cancelled_at=r.cancelled_at or (current.cancelled_at if current else None),
         customer_is_business=_is_business(r, current),
+        **dict(zip(ADDRESS_COLUMNS, _address(r, current), strict=True)),
     )
+
+
+def _address(r: OrderRow, current: StoredOrder | None) -> tuple[str, ...]:
+    """The row's address cells; an empty one keeps the stored value (new orders: blank)."""
+    stored = current[-len(ADDRESS_COLUMNS):] if current else ("",) * len(ADDRESS_COLUMNS)
+    return tuple(new or old for new, old in zip(r.address, stored, strict=True))
 
 
 def _is_business(r: OrderRow, current: StoredOrder | None) -> bool:
@@ -469,7 +494,8 @@ def _is_business(r: OrderRow, current: StoredOrder | None) -> bool:
 def _changes(r: OrderRow, current: StoredOrder) -> list[str]:
     """The imported fields whose value the row changes (datetimes compared as instants)."""
     new = (r.payment_method_id, r.customer_name, r.customer_email, r.language, r.total, r.currency, r.ordered_at,
-           r.paid_at or current.paid_at, r.cancelled_at or current.cancelled_at, _is_business(r, current))
+           r.paid_at or current.paid_at, r.cancelled_at or current.cancelled_at, _is_business(r, current),
+           *_address(r, current))
     return [name for name, value, old in zip(IMPORTED_FIELDS, new, current[1:], strict=True) if value != old]
 
 

@@ -44,6 +44,14 @@ class Order(models.Model):
     language = models.CharField(
         _("language"), max_length=2, choices=Language.choices, blank=True, help_text=_("Blank: the account's.")
     )
+    # The postal address of letters (docs/rules/letters.md); all optional: e-mail reminders need none.
+    customer_number = models.CharField(_("customer number"), max_length=40, blank=True)
+    customer_street = models.CharField(_("street and number"), max_length=200, blank=True)
+    customer_postcode = models.CharField(_("postcode"), max_length=20, blank=True)
+    customer_city = models.CharField(_("city"), max_length=100, blank=True)
+    customer_country = models.CharField(
+        _("country"), max_length=2, blank=True, validators=[RegexValidator(r"^[A-Z]{2}$")],
+        help_text=_("ISO 3166 code, e.g. DE; blank: the seller's country (not printed)."))
     customer_is_business = models.BooleanField(
         _("business customer"), default=False,
         help_text=_("A business customer is in default from the day after the due date (§ 286 (3) BGB does "
@@ -146,6 +154,12 @@ class Order(models.Model):
         if paid is None:
             paid = self.payments.filter(kind="credit").aggregate(s=models.Sum("amount"))["s"] or Decimal("0")
         return max(self.total - paid, Decimal("0.00"))
+
+    def address_problems(self) -> list[str]:
+        """What a letter to the customer lacks (docs/rules/letters.md): empty when it can be posted."""
+        if not (self.customer_street and self.customer_postcode and self.customer_city):
+            return [str(_("the customer's postal address (order)"))]
+        return []
 
     def days_overdue(self, today: datetime.date) -> int | None:
         due = self.due_date

@@ -13,6 +13,7 @@ from tests.factories import (
     UserFactory,
     berlin,
 )
+from tests.letters_support import needs_qr_reader, needs_weasyprint  # noqa: F401 (fixtures of the letter tests)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -16,12 +16,13 @@ from django.views.decorators.http import require_http_methods
 from common.formats import grouped
 from dunning.models import DunningLevel, DunningRun, Reminder
 from dunning.selectors import Skip, active_configs
-from dunning.services import QUEUE_FAILED, notify_queue, orders_notify
+from dunning.services import QUEUE_FAILED, letter_batch_create, notify_queue, orders_notify
 from orders.models import Order
 
 from ..filters import OpenOrderFilter
 from ..permissions import back_office_required
 from ..selectors import notify_plan, run_progress
+from .letters import LIVE
 from .selection import bad_request, next_url, read_selection
 
 
@@ -82,6 +83,12 @@ def notify(request: HttpRequest) -> HttpResponse:
             )
     else:
         run, _outcome = orders_notify(order_ids=order_ids, level=level.value, user=request.user, now=now)
+        if data.get("letters") == "1":  # "send and make all letters as one PDF" (a large run: its result page)
+            ids = list(Reminder.objects.filter(run=run, status__in=LIVE).order_by("order__number", "id")
+                       .values_list("id", flat=True))
+            if ids:
+                batch = letter_batch_create(reminder_ids=ids, user=request.user, now=timezone.now())
+                return redirect("backoffice:letter_batch", pk=batch.pk)
     return redirect(reverse("backoffice:notify_run", args=[run.pk]) + OpenOrderFilter.query(data))
 
 

@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from common.dates import local_date, local_today
+from dunning.letters import letter_problems
 from dunning.models import DunningLevel, Reminder
 from dunning.selectors import active_configs, order_claim_on, stale_after
 from dunning.services import ReminderNotPending, ReminderStillInFlight, reminder_mark_failed, reminder_mark_sent
@@ -77,6 +78,7 @@ def _order_page(request: HttpRequest, order: Order, *, email_form: EmailForm | N
             "payments": order_payments_summary(order),
             "undo_paid": undoable_mark_paid(order),
             "email_form": email_form or EmailForm(initial={"customer_email": order.customer_email}),
+            "letter_problems": letter_problems(order),
         },
         status=400 if email_form is not None else 200,
     )

@@ -4,12 +4,14 @@
 - `providers`: the e-mail message, sending with retries, error classes;
 - `reminders`: every status transition of a reminder after it was claimed;
 - `cancellation`: flagging or cancelling old unpaid prepayment orders, team notices;
-- `runs`: the job, staff's Notify (inline or queued), recording runs.
+- `runs`: the job, staff's Notify (inline or queued), recording runs;
+- `letter_batches`: "all letters as one PDF" (inline or in the worker, with progress).
 
 The public names are re-exported here: `from dunning.services import reminders_send`."""
 
 from ..selectors import Skip
 from .cancellation import CancellationOutcome, prepayment_orders_handle
+from .letter_batches import LETTERS_TASK, letter_batch_create, letter_batch_render
 from .providers import AMBIGUOUS, PERMANENT, TRANSIENT, build_message, classify_send_error, error_text
 from .reminders import (
     ReminderNotPending,
@@ -46,4 +48,5 @@ __all__ = [
     "error_text", "notify_queue", "notify_task_run", "orders_mark_reminded", "orders_notify",
     "prepayment_orders_handle", "reminder_mark_failed", "reminder_mark_sent", "reminders_mark_failed",
     "reminders_mark_sent", "reminders_send",
+    "LETTERS_TASK", "letter_batch_create", "letter_batch_render",
 ]

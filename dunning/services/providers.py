@@ -10,6 +10,7 @@ from __future__ import annotations
 import smtplib
 import socket
 import time
+from email.mime.image import MIMEImage
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -17,6 +18,7 @@ from django.core.mail.message import make_msgid
 
 from orders.models import Order
 
+from ..letters import letter_filename
 from ..templating import RenderedEmail
 from ..tracking_token import reminder_token
 
@@ -83,9 +85,12 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:2000]
 
 
-def build_message(order: Order, rendered: RenderedEmail, *, level: int, reminder_id: int) -> EmailMultiAlternatives:
+def build_message(order: Order, rendered: RenderedEmail, *, level: int, reminder_id: int,
+                  letter_pdf: bytes | None = None) -> EmailMultiAlternatives:
     """The e-mail of one reminder: from the account's sender (reply-to its reply address) to the
-    customer, with the reminder's signed id as metadata that the provider's tracking webhooks echo."""
+    customer, with the reminder's signed id as metadata that the provider's tracking webhooks echo.
+    The HTML part's inline images (the payment QR code) go along as related parts with their
+    Content-ID; `letter_pdf` (assignments with `attach_pdf`) as an attachment."""
     account = order.sales_account
     domain = account.sender_email.rpartition("@")[2] or "localhost"
     msg = EmailMultiAlternatives(
@@ -98,6 +103,15 @@ def build_message(order: Order, rendered: RenderedEmail, *, level: int, reminder
     )
     if rendered.html_body:
         msg.attach_alternative(rendered.html_body, "text/html")
+        for cid, png in rendered.inline_images.items():
+            image = MIMEImage(png, "png")
+            image.add_header("Content-ID", f"<{cid}>")
+            image.add_header("Content-Disposition", "inline", filename=f"{cid}.png")
+            msg.attach(image)
+        if rendered.inline_images and letter_pdf is None:
+            msg.mixed_subtype = "related"  # with an attachment too the parts stay "mixed"
+    if letter_pdf is not None:
+        msg.attach(letter_filename(order.number, level), letter_pdf, "application/pdf")
     # anymail: sent along to the provider, echoed back by its tracking webhooks
     msg.metadata = {"reminder_token": reminder_token(reminder_id), "order": order.number}
     msg.tags = [f"dunning-level-{level}"]  # one tag: Postmark refuses more than one

@@ -38,7 +38,7 @@ from orders.models import Order, OrderEvent
 from webhooks.models import EventType
 from webhooks.services import events_emit
 
-from .. import selectors
+from .. import letters, selectors
 from ..models import DunningConfig, DunningLevel, DunningRun, EmailTemplate, Reminder, ReminderAssignment
 from ..selectors import Skip
 from ..templating import CompiledTemplate, RenderedEmail, render_reminder
@@ -88,10 +88,10 @@ class TemplateResolver:
 
     def __init__(self, level: int) -> None:
         self.level = level
-        self._assignments = {
-            a.sales_account_id: a.template
-            for a in ReminderAssignment.objects.filter(level=level).select_related("template")
-        }
+        assignments = list(ReminderAssignment.objects.filter(level=level).select_related("template"))
+        self._assignments = {a.sales_account_id: a.template for a in assignments}
+        # the accounts whose reminder e-mail carries its letter as a PDF (docs/rules/letters.md)
+        self.attach_pdf = {a.sales_account_id for a in assignments if a.attach_pdf}
         names = {t.name for t in self._assignments.values()}
         self._by_name_language = {(t.name, t.language): t for t in EmailTemplate.objects.filter(name__in=names)}
         self._compiled: dict[int, CompiledTemplate | Exception] = {}
@@ -227,6 +227,7 @@ class SendBatch:
         self._local = threading.local()  # each sending thread's own provider connection
         self._connections: list = []
         self._connections_lock = threading.Lock()
+        self._letter_assets: letters.LetterAssets | None = None
 
     # --- claiming ---
 
@@ -256,6 +257,7 @@ class SendBatch:
             firsts = selectors.first_deadlines(due_ids) if self.level > DunningLevel.FIRST else {}
             payments = selectors.claim_payments_by_order(due_ids)
             rows: list[Reminder] = []
+            rows_by_order: dict[int, Reminder] = {}
             rendered_by_order: dict[int, RenderedEmail] = {}
             orders: dict[int, Order] = {}
             for order in due:
@@ -288,6 +290,7 @@ class SendBatch:
                 else:
                     row.subject, row.body, row.html_body = rendered.subject, rendered.body, rendered.html_body
                     rendered_by_order[order.id] = rendered
+                    rows_by_order[order.id] = row
                 rows.append(row)
             # ON CONFLICT DO NOTHING: should a concurrent run have won the race, its row stands.
             Reminder.objects.bulk_create(rows, ignore_conflicts=True)
@@ -301,7 +304,9 @@ class SendBatch:
             outcome.skipped[order_id] = Skip.IN_FLIGHT
         key = claim_lock_key(claim) if claim_lock_key(claim) in self._claim_locks else None
         items = [_Claimed(reminder_id, order_id, build_message(orders[order_id], rendered_by_order[order_id],
-                                                               level=self.level, reminder_id=reminder_id),
+                                                               level=self.level, reminder_id=reminder_id,
+                                                               letter_pdf=self._letter(rows_by_order[order_id],
+                                                                                       reminder_id)),
                           order_number=orders[order_id].number, sales_account_id=orders[order_id].sales_account_id,
                           claim_key=key)
                  for order_id, reminder_id in sorted(claimed_ids.items())]
@@ -320,6 +325,22 @@ class SendBatch:
             del self._claim_locks[key]
             with contextlib.suppress(Exception):  # a lost session has already dropped its locks
                 _advisory("pg_advisory_unlock", key)
+
+    def _letter(self, row: Reminder, reminder_id: int) -> bytes | None:
+        """The letter of a claimed reminder when its assignment attaches it (rendered after the
+        claim committed, from the row as written). A letter that cannot be rendered does not hold
+        the e-mail back: it goes without, and the error is logged."""
+        if row.order.sales_account_id not in self.resolver.attach_pdf:
+            return None
+        if self._letter_assets is None:
+            self._letter_assets = letters.LetterAssets(texts=letters.LetterTextResolver(self.resolver.attach_pdf),
+                                                       logos={})
+        row.pk = reminder_id
+        try:
+            return letters.render_letters_pdf([row], assets=self._letter_assets)
+        except Exception:
+            logger.exception("could not render the letter of reminder %s; sent without it", reminder_id)
+            return None
 
     def _diagnose(self, order_ids: set[int]) -> dict[int, str]:
         """Why orders of a chunk were not claimed, from the same checks the Notify confirmation

@@ -390,3 +390,24 @@ def test_bulk_sets_customer_is_business_all_or_nothing(api):
     doc = assert_problem(api.post("orders/bulk", {"orders": items}), 400, field="customer_is_business")
     assert doc["errors"][0]["index"] == 1
     assert Order.objects.get(number="B-1").customer_is_business is True  # nothing written
+
+
+ADDRESS = {"customer_number": "K-1", "customer_street": "Lindenallee 5", "customer_postcode": "80331",
+           "customer_city": "München", "customer_country": "DE"}
+
+
+def test_put_sets_the_postal_address_and_get_returns_it(api):
+    r = api.put("orders/L-1", order_body(**ADDRESS))
+    assert r.status_code == 201 and {k: r.json()[k] for k in ADDRESS} == ADDRESS
+    # absent or empty: the stored address stays (as for the CSV import)
+    assert {k: api.put("orders/L-1", order_body()).json()[k] for k in ADDRESS} == ADDRESS
+    assert api.put("orders/L-1", order_body(customer_city="Augsburg", customer_country="at")).json()[
+        "customer_country"] == "AT"
+    assert Order.objects.get(number="L-1").customer_city == "Augsburg"
+
+
+@pytest.mark.parametrize("field, value", [("customer_country", "Deutschland"), ("customer_street", "x" * 201),
+                                          ("customer_postcode", 80331)])
+def test_bad_postal_address_is_400(api, field, value):
+    assert_problem(api.put("orders/L-1", order_body(**{field: value})), 400, field=field)
+    assert not Order.objects.exists()

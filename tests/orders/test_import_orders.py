@@ -372,3 +372,28 @@ def test_a_file_as_german_excel_writes_it_is_imported(shop, tmp_path):
     assert second.paid_at == berlin(2026, 11, 6, 9, 15)
     event = OrderEvent.objects.get(order=first)
     assert event.details == {"file": "long.csv", "row": 2}
+
+
+# --- the postal address of letters (docs/rules/letters.md) -----------------------------------------
+
+ADDRESS_COLUMNS = (*COLUMNS, "customer_number", "customer_street", "customer_postcode", "customer_city",
+                   "customer_country")
+
+
+def test_postal_address_columns_imported_and_empty_cells_keep_it(shop, tmp_path):
+    address = {"customer_number": "K-7", "customer_street": "Lindenallee 5", "customer_postcode": "80331",
+               "customer_city": "München", "customer_country": "de"}
+    run(write(tmp_path, csv_text([row(**address)], columns=ADDRESS_COLUMNS)))
+    order = Order.objects.get(number="1001")
+    assert (order.customer_number, order.customer_street, order.customer_postcode, order.customer_city,
+            order.customer_country) == ("K-7", "Lindenallee 5", "80331", "München", "DE")
+    run(write(tmp_path, csv_text([row(customer_city="Augsburg")], columns=ADDRESS_COLUMNS), name="again.csv"))
+    run(write(tmp_path, csv_text([row()]), name="without.csv"))  # no address columns at all
+    order.refresh_from_db()
+    assert (order.customer_street, order.customer_city) == ("Lindenallee 5", "Augsburg")
+
+
+def test_bad_country_is_reported_and_nothing_imported(shop, tmp_path):
+    lines, _error = run_failing(write(tmp_path, csv_text([row(customer_country="Germany")], columns=ADDRESS_COLUMNS)))
+    assert lines == ['row 2, column customer_country: "Germany" is not a two-letter ISO 3166 country code (e.g. DE)']
+    assert not Order.objects.exists()

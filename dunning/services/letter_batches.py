@@ -1,0 +1,76 @@
+""""All letters as one PDF" (docs/rules/letters.md): the letters of some reminders in one file, for
+postal sending. Up to DUNNING_ASYNC_LETTERS_THRESHOLD letters are rendered in the request; more
+are rendered by the worker (`dunning.tasks.render_letter_batch`), which writes its progress to the
+batch row after every chunk, and the back office shows a progress page until the file is there.
+
+A redelivered task whose batch is finished does nothing; one whose batch is half done starts it
+again (rendering changes nothing but the file)."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Sequence
+from functools import partial
+
+from celery import current_app
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
+
+from ..letters import letters_of, render_letters_pdf
+from ..models import LetterBatch
+from .providers import error_text
+
+logger = logging.getLogger(__name__)
+LETTERS_TASK = "dunning.tasks.render_letter_batch"
+
+
+def letter_batch_create(*, reminder_ids: Sequence[int], user, now: datetime.datetime) -> LetterBatch:
+    """Record a batch of the letters of `reminder_ids` (in that order) and render it: now when it is
+    small, else in the worker (queued after commit). Raises ValueError for no reminders."""
+    ids = list(dict.fromkeys(int(i) for i in reminder_ids))
+    if not ids:
+        raise ValueError("no reminders")
+    with transaction.atomic():
+        batch = LetterBatch.objects.create(reminder_ids=ids, created_by=user, created_at=now, total=len(ids))
+        if len(ids) > settings.DUNNING_ASYNC_LETTERS_THRESHOLD:
+            transaction.on_commit(partial(_enqueue, batch))
+            return batch
+    letter_batch_render(batch_id=batch.pk)
+    batch.refresh_from_db()
+    return batch
+
+
+def _enqueue(batch: LetterBatch) -> None:
+    try:
+        current_app.tasks[LETTERS_TASK].delay(batch_id=batch.pk)
+    except BrokerError as exc:
+        logger.error("could not queue letter batch %s: %s", batch.pk, exc)
+        LetterBatch.objects.filter(pk=batch.pk).update(
+            finished_at=timezone.now(), error=f"The task queue (broker) is unreachable: {exc}")
+
+
+def letter_batch_render(*, batch_id: int) -> None:
+    """Render the batch's letters into its PDF, recording progress; an error is recorded on the batch."""
+    batch = LetterBatch.objects.filter(pk=batch_id).first()
+    if batch is None or batch.finished_at is not None:
+        return
+    reminders = letters_of(batch.reminder_ids)
+
+    def progress(done: int) -> None:
+        LetterBatch.objects.filter(pk=batch_id).update(done=done)
+
+    try:
+        if not reminders:
+            raise ValueError("the reminders of this batch no longer exist")
+        pdf = render_letters_pdf(reminders, progress=progress)
+    except Exception as exc:
+        logger.exception("letter batch %s failed", batch_id)
+        LetterBatch.objects.filter(pk=batch_id).update(finished_at=timezone.now(), error=error_text(exc))
+        return
+    batch.pdf.save(f"letters-{batch_id}.pdf", ContentFile(pdf), save=False)
+    LetterBatch.objects.filter(pk=batch_id).update(pdf=batch.pdf.name, done=len(reminders), total=len(reminders),
+                                                   finished_at=timezone.now())
