@@ -2,9 +2,9 @@
 bucket and dunning level, the daily snapshots behind the 90-day trend and days sales outstanding,
 and each reminder's effect (paid within 7 and 14 days, median days to payment, amount recovered).
 
-Nothing of a rule is repeated here: the level of an order is `selectors.level_q`, days overdue are
-`orders.models.days_overdue_q` (the rule of `Order.days_overdue`), local dates are
-`common.dates`. Amounts are order totals, as the overview's sums, and never summed across
+Nothing of a rule is repeated here: the level of an order is `selectors.level_q` (`level_terms_q`
+of open orders), days overdue are `orders.models.days_overdue_q` (the rule of
+`Order.days_overdue`), local dates are `common.dates`. Amounts are order totals, as the overview's sums, and never summed across
 currencies.
 
 Live and precomputed: the aging is one live GROUP BY over the open orders (the partial indexes
@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import models, transaction
-from django.db.models import Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, Sum
+from django.db.models import Case, Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, Sum, Value, When
 from django.db.models.functions import TruncDate
 from django.utils.translation import gettext_lazy as _
 
@@ -41,7 +41,7 @@ from .models import (
     ReminderOutcome,
     SnapshotDay,
 )
-from .selectors import level_q
+from .selectors import NOTHING, level_terms_q
 
 TREND_DAYS = 90
 ZERO = Decimal("0.00")
@@ -126,36 +126,46 @@ class Aging:
 def receivables_aging(*, now: datetime.datetime, configs: Iterable[DunningConfig], terms: dict[int, int],
                       queryset: models.QuerySet[Order] | None = None) -> Aging:
     """Count and amount of the open orders per sales account and currency: in all, in each age
-    bucket, at each dunning level and flagged for cancellation. One query (GROUP BY account,
-    currency with a COUNT and a SUM ... FILTER per figure)."""
+    bucket, at each dunning level and flagged for cancellation. One query: the open orders grouped
+    by currency, account, age bucket (a CASE of `age_bucket_q`), level (a CASE of `level_terms_q`:
+    the levels are disjoint, each a number of reminders sent) and flag, with a COUNT and a SUM;
+    the cells are added up here. Each order's bucket and level are evaluated once (a CASE stops
+    at the first match), where a COUNT and a SUM ... FILTER per figure evaluated every figure's
+    condition twice for every order (docs/benchmarks-dashboard.md)."""
     today = local_today(now)
     configs = [c for c in configs if c.is_active]
-    parts: dict[str, Q | None] = {"total": None, "flagged": Q(flagged_for_cancellation_at__isnull=False)}
-    for bucket in AgeBucket.buckets():
-        parts[f"b_{bucket.value}"] = age_bucket_q(bucket, today=today, terms=terms)
-    for level in DunningLevel:
-        parts[f"l_{level.value}"] = level_q(level, now=now, configs=configs)
-    aggregates: dict[str, Any] = {}
-    for key, q in parts.items():
-        aggregates[f"n_{key}"] = Count("pk", filter=q)
-        aggregates[f"s_{key}"] = Sum("total", filter=q)
+    bucket = Case(*[When(age_bucket_q(b, today=today, terms=terms), then=Value(b.value)) for b in AgeBucket.buckets()],
+                  default=Value(""), output_field=models.CharField())
+    level_whens = [When(q, then=Value(lvl.value)) for lvl in DunningLevel
+                   if (q := level_terms_q(lvl, now=now, configs=configs)) is not NOTHING]
+    level = (Case(*level_whens, default=Value(0), output_field=models.IntegerField()) if level_whens
+             else Value(0, output_field=models.IntegerField()))
     qs = Order.objects.all() if queryset is None else queryset
-    rows = (qs.filter(OPEN).order_by().values("currency", "sales_account_id", "sales_account__name")
-            .annotate(**aggregates).order_by("currency", "sales_account__name", "sales_account_id"))
-
-    def cell(row: dict, key: str) -> Cell:
-        return Cell(row[f"n_{key}"] or 0, row[f"s_{key}"] or ZERO)
-
-    aging = Aging(currencies={}, accounts={})
+    rows = (qs.filter(OPEN).order_by()
+            .annotate(age_bucket=bucket, level=level,
+                      flagged=ExpressionWrapper(Q(flagged_for_cancellation_at__isnull=False),
+                                                output_field=models.BooleanField()))
+            .values("currency", "sales_account_id", "sales_account__name", "age_bucket", "level", "flagged")
+            .annotate(n=Count("pk"), amount=Sum("total")))
+    lines: dict[tuple[str, int], AgingRow] = {}
     for row in rows:
-        currency = row["currency"]
-        line = AgingRow(currency=currency, account_id=row["sales_account_id"],
-                        account_name=row["sales_account__name"], total=cell(row, "total"),
-                        flagged=cell(row, "flagged"),
-                        buckets={b: cell(row, f"b_{b.value}") for b in AgeBucket.buckets()},
-                        levels={lvl: cell(row, f"l_{lvl.value}") for lvl in DunningLevel})
-        aging.accounts.setdefault(currency, []).append(line)
-        aging.currencies.setdefault(currency, AgingRow(currency=currency)).add(line)
+        key = (row["currency"], row["sales_account_id"])
+        line = lines.get(key)
+        if line is None:
+            line = lines[key] = AgingRow(currency=row["currency"], account_id=row["sales_account_id"],
+                                         account_name=row["sales_account__name"])
+        cell = Cell(row["n"], row["amount"] or ZERO)
+        line.total.add(cell)
+        if row["age_bucket"]:
+            line.buckets[AgeBucket(row["age_bucket"])].add(cell)
+        if row["level"]:
+            line.levels[DunningLevel(row["level"])].add(cell)
+        if row["flagged"]:
+            line.flagged.add(cell)
+    aging = Aging(currencies={}, accounts={})
+    for line in sorted(lines.values(), key=lambda r: (r.currency, r.account_name, r.account_id)):
+        aging.accounts.setdefault(line.currency, []).append(line)
+        aging.currencies.setdefault(line.currency, AgingRow(currency=line.currency)).add(line)
     return aging
 
 
