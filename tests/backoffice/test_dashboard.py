@@ -265,9 +265,9 @@ def test_bad_period_is_a_form_error(bo_client, reminded, params, field):
 
 
 def test_query_count_does_not_grow_with_the_data(bo_client, book, reminded, django_assert_num_queries):
-    # session, user, group check; configs; payment terms; the aging; snapshot rows; snapshot days;
-    # reminder outcomes; template names
-    with django_assert_num_queries(10):
+    # session, user, group check; configs; payment terms; the aging; the accounts' names; snapshot
+    # rows; snapshot days; reminder outcomes; template names
+    with django_assert_num_queries(11):
         response = bo_client.get(URL)
     assert response.status_code == 200
     assert len(response.context["panels"]) == 2

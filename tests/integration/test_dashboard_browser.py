@@ -145,7 +145,8 @@ def test_reminder_effect_links_to_paid_orders(ledger, live_server, page):
     page.press("#id_password", "Enter")
     page.wait_for_url(re.compile(r"/orders/dashboard/"))
     caption = text(page.locator("#trend-table-EUR caption").inner_text())
-    assert "Die Zahlen von heute führen zur Übersicht" in caption and "vergangene Tage führen zu keiner Liste" in caption
+    assert "Die Zahlen von heute führen zur Übersicht" in caption
+    assert "vergangene Tage führen zu keiner Liste" in caption
     shot(page, "dashboard-trend-today-de.png", "#trend-table-EUR")
     row = page.locator("#effect-levels tbody tr").first
     shot(page, "dashboard-effect-links-de.png", "#effect-templates")
