@@ -147,9 +147,10 @@ def open_payments(request: HttpRequest) -> HttpResponse:
     # the rows (the base rates; the page's payments); the first deadlines come with the rows
     claims = claims_today(orders, on=today, configs=configs, annotated=True)
     for order in orders:
-        order.claim = claims[order.pk]
-        # a paid or cancelled order (the list widened by `?state=`) is overdue no more
-        order.overdue = order.days_overdue(today) if order.paid_at is None and order.cancelled_at is None else None
+        # a paid or cancelled order (the list widened by `?state=`) is due and overdue no more
+        is_open = order.paid_at is None and order.cancelled_at is None
+        order.claim = claims[order.pk] if is_open else None
+        order.overdue = order.days_overdue(today) if is_open else None
         order.due_in = -order.overdue if order.overdue is not None and order.overdue < 0 else 0
     ordering = filterset.form.cleaned_data.get("o") or []
     # back from "Apply" without an action: the same orders ticked again (bulk.py)

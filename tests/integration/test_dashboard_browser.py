@@ -160,4 +160,6 @@ def test_reminder_effect_links_to_paid_orders(ledger, live_server, page):
     assert any("Mahnstufe 1" in c for c in chips) and any("danach bezahlt" in c for c in chips), chips
     assert text(page.locator("#filter-sum").inner_text()) == "50,00 €"
     assert text(page.locator(".level-tabs a").first.inner_text()).startswith("Alle")
+    assert "auch bezahlte oder stornierte Aufträge" in page.locator("#widened-note").inner_text()
+    assert text(page.locator("td.total-due").inner_text()) == "–"  # nothing due on a paid order
     shot(page, "dashboard-effect-list-de.png")
