@@ -362,6 +362,10 @@ def test_widened_overview_keeps_actions_to_open_orders(bo_client, reminded, toda
     chips = {c["name"]: c["value"] for c in overview.context["chips"]}
     assert chips["state"] == "Alle (offen, bezahlt, storniert)" and chips["reminded_level"] == "Mahnstufe 1"
     assert "bezahlt " in overview.content.decode()  # the paid rows say so
+    export = bo_client.get(reverse("backoffice:export_orders"), {"format": "csv", **query})
+    assert export.status_code == 200
+    assert len(b"".join(export.streaming_content if export.streaming else [export.content])
+               .decode("utf-8-sig").strip().splitlines()) == 1 + 6  # the header and o1-o6
     actions = reverse("backoffice:bulk_action")
     bo_client.post(actions, {"action": "block", "select_across": "1", "reason": "Test", **query})
     blocked = set(Order.objects.filter(dunning_blocked=True).values_list("total", flat=True))
