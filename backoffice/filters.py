@@ -20,13 +20,39 @@ from django_filters.constants import EMPTY_VALUES
 from accounts.models import SalesAccount
 from common.dates import local_today
 from dunning.models import DunningConfig, DunningLevel
-from dunning.reporting import AgeBucket, age_bucket_q
-from dunning.selectors import level_q
-from orders.models import Order, PaymentMethod, payment_terms
+from dunning.reporting import PAID_WITHIN, AgeBucket, age_bucket_q, reminded_orders_q
+from dunning.selectors import level_annotation, level_q
+from orders.models import OPEN, Order, PaymentMethod, payment_terms
 
 # (query value, label) of the level filter: `?dunning_level=1`, ..., `?dunning_level=completed`
 LEVEL_FILTER_CHOICES = [(level.param, level.label) for level in DunningLevel]
 YES_NO = [("true", _("Yes")), ("false", _("No"))]
+# The orders the list holds (`?state=`): open by default; the dashboard's reminder-effect links
+# widen it to orders paid or cancelled since. The level tabs count open orders only, and every
+# action's rule (orders.services.RULES, the notify plan's level) still skips closed ones.
+STATE_OPEN = "open"
+STATE_CHOICES = [("paid", _("Paid")), ("cancelled", _("Cancelled")), ("all", _("All (open, paid, cancelled)"))]
+_STATE_Q = {STATE_OPEN: OPEN, "paid": Q(paid_at__isnull=False), "cancelled": Q(cancelled_at__isnull=False),
+            "all": Q()}
+PAID_WITHIN_CHOICES = [("any", _("paid after it"))] + [
+    (str(n), _("paid within %(days)d days") % {"days": n}) for n in PAID_WITHIN]
+REMINDER_LEVEL_CHOICES = [(str(level.value), level.label) for level in DunningLevel.sendable()]
+# the filters that select by one reminder together (`reminded_orders_q`: the same reminder)
+REMINDER_FILTERS = ("reminded_level", "template", "reminded_from", "reminded_to", "paid_within")
+
+
+def overview_orders(*, now: datetime.datetime, configs: Iterable[DunningConfig],
+                    state: str = STATE_OPEN) -> QuerySet[Order]:
+    """The orders of the overview in `state` (open, paid, cancelled, all) with what the list shows
+    of their account and payment method and their current level (NULL when in none; always for a
+    closed order: the level rule states "open")."""
+    return (
+        Order.objects.filter(_STATE_Q[state])
+        .select_related("sales_account", "payment_method")
+        .annotate(current_level=level_annotation(now=now, configs=configs))
+    )
+
+
 # A selection carried back to the overview (after "Apply" without an action): ticked again there,
 # never part of its filter or of the links it builds.
 SELECTION_PARAMS = ("ids", "select_across", "missing_action")
@@ -150,6 +176,23 @@ class OpenOrderFilter(django_filters.FilterSet):
         max_length=100,
         widget=forms.TextInput(attrs={"type": "search", "placeholder": _("Number, customer, e-mail")}),
     )
+    # set by the dashboard's links; shown and removed as chips
+    state = django_filters.ChoiceFilter(
+        label=_("Orders"), choices=STATE_CHOICES, method="filter_noop", empty_label=_("Open")
+    )
+    reminded_level = django_filters.ChoiceFilter(
+        label=_("Reminder"), choices=REMINDER_LEVEL_CHOICES, method="filter_noop", empty_label=_("All")
+    )
+    template = django_filters.CharFilter(
+        label=_("Template"), method="filter_noop", max_length=20,
+        validators=[RegexValidator(r"^([0-9]{1,12}|none)$", _("Enter a template number or “none”."))],
+    )
+    reminded_from = django_filters.DateFilter(label=_("Reminder sent from"), method="filter_noop")
+    reminded_to = django_filters.DateFilter(label=_("Reminder sent until"), method="filter_noop")
+    paid_within = django_filters.ChoiceFilter(
+        label=_("Payment after the reminder"), choices=PAID_WITHIN_CHOICES, method="filter_noop",
+        empty_label=_("All"),
+    )
     o = OverviewOrdering(fields=SORT_FIELDS, label=_("Sort by"))
 
     class Meta:
@@ -162,10 +205,44 @@ class OpenOrderFilter(django_filters.FilterSet):
         super().__init__(data, queryset, **kwargs)
         self.now = now
         self.configs = list(configs)
+        if self.list_state != STATE_OPEN:
+            # the caller's queryset is the open orders (`overview_orders`): the same, in another state
+            self.queryset = overview_orders(now=now, configs=self.configs, state=self.list_state)
 
     # --- filters ---
 
-    FILTER_NAMES = ("dunning_level", "sales_account", "payment_method", "blocked", "flagged", "currency", "age", "q")
+    FILTER_NAMES = ("dunning_level", "sales_account", "payment_method", "blocked", "flagged", "currency", "age", "q",
+                    "state", *REMINDER_FILTERS)
+
+    @property
+    def list_state(self) -> str:
+        """The valid `?state=`, else open."""
+        if not self.is_bound:
+            return STATE_OPEN
+        self.errors  # noqa: B018 - validates the form
+        return self.form.cleaned_data.get("state") or STATE_OPEN
+
+    def filter_noop(self, queryset: QuerySet[Order], name: str, value: str) -> QuerySet[Order]:
+        """The state selects the queryset (`__init__`); the reminder filters act together
+        (`filter_reminder`)."""
+        return queryset
+
+    def filter_reminder(self, queryset: QuerySet[Order]) -> QuerySet[Order]:
+        """The orders with one reminder that meets every reminder filter given
+        (`dunning.reporting.reminded_orders_q`, the rule of the dashboard's reminder effect)."""
+        data = self.form.cleaned_data
+        if not any(data.get(name) not in EMPTY_VALUES for name in REMINDER_FILTERS):
+            return queryset
+        template = data.get("template") or None
+        level = data.get("reminded_level")
+        return queryset.filter(reminded_orders_q(
+            now=self.now, level=int(level) if level else None,
+            template_id=int(template) if template and template != "none" else None,
+            without_template=template == "none", start=data.get("reminded_from"), end=data.get("reminded_to"),
+            paid_within=data.get("paid_within") or None))
+
+    def filter_queryset(self, queryset: QuerySet[Order]) -> QuerySet[Order]:
+        return self.filter_reminder(super().filter_queryset(queryset))
 
     def filter_dunning_level(self, queryset: QuerySet[Order], name: str, value: str) -> QuerySet[Order]:
         level = DunningLevel.from_param(value)
@@ -212,7 +289,7 @@ class OpenOrderFilter(django_filters.FilterSet):
             if name in names or name == "o":
                 continue
             qs = self.filters[name].filter(qs, value)
-        return qs
+        return self.filter_reminder(qs)
 
     # --- the filters in query strings (links back to the list, forms that carry the selection) ---
 

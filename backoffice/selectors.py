@@ -35,7 +35,7 @@ from dunning.templating import RenderedEmail, render_reminder
 from orders.models import OPEN, Order
 from orders.services import BulkRule
 
-from .filters import search_q
+from .filters import overview_orders, search_q
 
 COUNT_CAP = 10_000
 NOTIFY_SAMPLE = 50  # orders named on the Notify confirmation, each list; the rest via the overview
@@ -44,11 +44,7 @@ NOTIFY_SAMPLE = 50  # orders named on the Notify confirmation, each list; the re
 def open_orders(*, now: datetime.datetime, configs: Iterable[DunningConfig]) -> QuerySet[Order]:
     """All open orders with what the overview shows of their account and payment method and
     their current level (NULL when in none)."""
-    return (
-        Order.objects.filter(OPEN)
-        .select_related("sales_account", "payment_method")
-        .annotate(current_level=level_annotation(now=now, configs=configs))
-    )
+    return overview_orders(now=now, configs=configs)
 
 
 def closed_orders_matching(search: str) -> QuerySet[Order]:
@@ -167,7 +163,8 @@ class LevelTotals:
     all_sums: Sums = field(default_factory=list)
 
 
-def level_totals(qs: QuerySet[Order], *, now: datetime.datetime, configs: list[DunningConfig]) -> LevelTotals:
+def level_totals(qs: QuerySet[Order], *, now: datetime.datetime, configs: list[DunningConfig],
+                 open_only: bool = True) -> LevelTotals:
     """The counts and the amounts outstanding per currency of the open orders of `qs` and of each
     level, in one query: `GROUP BY currency` with a COUNT and a SUM, and a COUNT and a SUM ...
     FILTER (`level_terms_q`) per level. A currency with nothing at a level is left out of that
@@ -177,15 +174,19 @@ def level_totals(qs: QuerySet[Order], *, now: datetime.datetime, configs: list[D
     and the currency need; the FILTERs leave out "open", which the index does not hold but its
     predicate is). Before, the same query read each open order's row from the table (no currency
     in the index, paid_at and cancelled_at in each FILTER): 117-137 ms at a million orders, 100,000
-    of them open (docs/performance-notes.md)."""
+    of them open (docs/performance-notes.md).
+
+    `open_only` False (the overview widened to closed orders, `?state=`): the count and the sums of
+    all the orders of `qs`, and per level of its open ones (`level_q`)."""
     active = [c for c in configs if c.is_active]
     aggregates: dict[str, Any] = {"n_all": Count("*"), "sum_all": Sum("total")}
     if active:
         for level in DunningLevel:
-            at_level = level_terms_q(level, now=now, configs=active)
+            at_level = (level_terms_q if open_only else level_q)(level, now=now, configs=active)
             aggregates[f"n_{level.value}"] = Count("pk", filter=at_level)
             aggregates[f"sum_{level.value}"] = Sum("total", filter=at_level)
-    rows = qs.filter(OPEN).order_by().values("currency").annotate(**aggregates).order_by("currency")
+    rows = ((qs.filter(OPEN) if open_only else qs).order_by().values("currency").annotate(**aggregates)
+            .order_by("currency"))
     totals = LevelTotals(counts=dict.fromkeys(DunningLevel, 0), sums={level: [] for level in DunningLevel})
     for row in rows:
         totals.all_count += row["n_all"]

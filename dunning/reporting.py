@@ -2,10 +2,10 @@
 bucket and dunning level, the daily snapshots behind the 90-day trend and days sales outstanding,
 and each reminder's effect (paid within 7 and 14 days, median days to payment, amount recovered).
 
-Nothing of a rule is repeated here: the level of an order is `selectors.level_q`, days overdue are
-`orders.models.days_overdue_q` (the rule of `Order.days_overdue`), local dates are
-`common.dates`. Amounts are order totals, as the overview's sums, and never summed across
-currencies.
+Nothing of a rule is repeated here: the level of an order is `selectors.level_q` (`level_terms_q`
+of open orders), days overdue are `orders.models.days_overdue_q` (the rule of
+`Order.days_overdue`), local dates are `common.dates`. Amounts are order totals, as the
+overview's sums, and never summed across currencies.
 
 Live and precomputed: the aging is one live GROUP BY over the open orders (the partial indexes
 keep it to the open tenth of the table). The trend, days sales outstanding and the reminder
@@ -25,10 +25,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import models, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Case, Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, Sum, Value, When
+from django.db.models.functions import TruncDate
 from django.utils.translation import gettext_lazy as _
 
-from common.dates import end_of_day, local_date, local_midnight, local_today
+from accounts.models import SalesAccount
+from common.dates import end_of_day, local_date, local_midnight, local_today, tz
 from orders.models import OPEN, Order, days_overdue_q, payment_terms
 
 from .models import (
@@ -40,7 +42,7 @@ from .models import (
     ReminderOutcome,
     SnapshotDay,
 )
-from .selectors import level_q
+from .selectors import NOTHING, level_terms_q
 
 TREND_DAYS = 90
 ZERO = Decimal("0.00")
@@ -125,36 +127,51 @@ class Aging:
 def receivables_aging(*, now: datetime.datetime, configs: Iterable[DunningConfig], terms: dict[int, int],
                       queryset: models.QuerySet[Order] | None = None) -> Aging:
     """Count and amount of the open orders per sales account and currency: in all, in each age
-    bucket, at each dunning level and flagged for cancellation. One query (GROUP BY account,
-    currency with a COUNT and a SUM ... FILTER per figure)."""
+    bucket, at each dunning level and flagged for cancellation. One query: the open orders grouped
+    by currency, account, age bucket (a CASE of `age_bucket_q`), level (a CASE of `level_terms_q`:
+    the levels are disjoint, each a number of reminders sent) and flag, with a COUNT and a SUM;
+    the cells are added up here. Each order's bucket and level are evaluated once (a CASE stops
+    at the first match), where a COUNT and a SUM ... FILTER per figure evaluated every figure's
+    condition twice for every order (docs/benchmarks-dashboard.md)."""
     today = local_today(now)
     configs = [c for c in configs if c.is_active]
-    parts: dict[str, Q | None] = {"total": None, "flagged": Q(flagged_for_cancellation_at__isnull=False)}
-    for bucket in AgeBucket.buckets():
-        parts[f"b_{bucket.value}"] = age_bucket_q(bucket, today=today, terms=terms)
-    for level in DunningLevel:
-        parts[f"l_{level.value}"] = level_q(level, now=now, configs=configs)
-    aggregates: dict[str, Any] = {}
-    for key, q in parts.items():
-        aggregates[f"n_{key}"] = Count("pk", filter=q)
-        aggregates[f"s_{key}"] = Sum("total", filter=q)
+    bucket = Case(*[When(age_bucket_q(b, today=today, terms=terms), then=Value(b.value)) for b in AgeBucket.buckets()],
+                  default=Value(""), output_field=models.CharField())
+    level_whens = [When(q, then=Value(lvl.value)) for lvl in DunningLevel
+                   if (q := level_terms_q(lvl, now=now, configs=configs)) is not NOTHING]
+    level = (Case(*level_whens, default=Value(0), output_field=models.IntegerField()) if level_whens
+             else Value(0, output_field=models.IntegerField()))
     qs = Order.objects.all() if queryset is None else queryset
-    rows = (qs.filter(OPEN).order_by().values("currency", "sales_account_id", "sales_account__name")
-            .annotate(**aggregates).order_by("currency", "sales_account__name", "sales_account_id"))
-
-    def cell(row: dict, key: str) -> Cell:
-        return Cell(row[f"n_{key}"] or 0, row[f"s_{key}"] or ZERO)
-
-    aging = Aging(currencies={}, accounts={})
+    rows = (qs.filter(OPEN).order_by()
+            .annotate(age_bucket=bucket, level=level,
+                      flagged=ExpressionWrapper(Q(flagged_for_cancellation_at__isnull=False),
+                                                output_field=models.BooleanField()))
+            .values("currency", "sales_account_id", "age_bucket", "level", "flagged")
+            .annotate(n=Count("pk"), amount=Sum("total")))
+    lines: dict[tuple[str, int], AgingRow] = {}
     for row in rows:
-        currency = row["currency"]
-        line = AgingRow(currency=currency, account_id=row["sales_account_id"],
-                        account_name=row["sales_account__name"], total=cell(row, "total"),
-                        flagged=cell(row, "flagged"),
-                        buckets={b: cell(row, f"b_{b.value}") for b in AgeBucket.buckets()},
-                        levels={lvl: cell(row, f"l_{lvl.value}") for lvl in DunningLevel})
-        aging.accounts.setdefault(currency, []).append(line)
-        aging.currencies.setdefault(currency, AgingRow(currency=currency)).add(line)
+        key = (row["currency"], row["sales_account_id"])
+        line = lines.get(key)
+        if line is None:
+            line = lines[key] = AgingRow(currency=row["currency"], account_id=row["sales_account_id"])
+        cell = Cell(row["n"], row["amount"] or ZERO)
+        line.total.add(cell)
+        if row["age_bucket"]:
+            line.buckets[AgeBucket(row["age_bucket"])].add(cell)
+        if row["level"]:
+            line.levels[DunningLevel(row["level"])].add(cell)
+        if row["flagged"]:
+            line.flagged.add(cell)
+    # the accounts' names apart (one small query): in the GROUP BY, the join and the wide name
+    # made the grouped rows travel slower than their figures took to compute
+    names = dict(SalesAccount.objects.filter(pk__in={line.account_id for line in lines.values()})
+                 .values_list("pk", "name")) if lines else {}
+    for line in lines.values():
+        line.account_name = names.get(line.account_id, "")
+    aging = Aging(currencies={}, accounts={})
+    for line in sorted(lines.values(), key=lambda r: (r.currency, r.account_name, r.account_id)):
+        aging.accounts.setdefault(line.currency, []).append(line)
+        aging.currencies.setdefault(line.currency, AgingRow(currency=line.currency)).add(line)
     return aging
 
 
@@ -361,6 +378,51 @@ def reminder_outcomes_rebuild(*, now: datetime.datetime) -> int:
     return len(outcomes)
 
 
+PAID_WITHIN = (7, 14)
+
+
+def reminded_orders_q(*, now: datetime.datetime, level: int | None = None, template_id: int | None = None,
+                      without_template: bool = False, start: datetime.date | None = None,
+                      end: datetime.date | None = None, paid_within: int | str | None = None) -> Q:
+    """Q for the orders behind a reminder-effect figure: those with a reminder sent (a status of
+    SENT_STATUSES, sent at or before `now`) at `level`, with `template_id` (or, `without_template`,
+    whose template was deleted), on a local date from `start` to `end`. With `paid_within`: only
+    those whose payment counts for that reminder, by the rule `reminder_outcomes_rebuild` counts
+    (the order's last reminder sent at or before `paid_at`, ties by level; paid at or before
+    `now`); "any": paid at all after it, 7 or 14: paid within that many days (local dates) and
+    sent at least that many days before today (its window is over), as `Effect.paid_7`/`paid_14`.
+    One reminder of a level per order (`reminder_one_live_per_order_level`): the orders are as
+    many as the reminders. The overview's reminder filters call it."""
+    sent = Reminder.objects.filter(order=OuterRef("pk"), status__in=SENT_STATUSES, sent_at__isnull=False,
+                                   sent_at__lte=now)
+    if level is not None:
+        sent = sent.filter(level=level)
+    if without_template:
+        sent = sent.filter(template__isnull=True)
+    elif template_id is not None:
+        sent = sent.filter(template_id=template_id)
+    if start is not None:
+        sent = sent.filter(sent_at__gte=local_midnight(start))
+    if end is not None:
+        sent = sent.filter(sent_at__lt=end_of_day(end))
+    if paid_within is not None:
+        # a later reminder before the payment takes the payment (as the rebuild's `before[-1]`)
+        later = Reminder.objects.filter(
+            Q(sent_at__gt=OuterRef("sent_at")) | Q(sent_at=OuterRef("sent_at"), level__gt=OuterRef("level")),
+            order=OuterRef("order"), status__in=SENT_STATUSES, sent_at__isnull=False,
+            sent_at__lte=OuterRef("order__paid_at"))
+        sent = sent.filter(order__paid_at__isnull=False, order__paid_at__lte=now,
+                           sent_at__lte=F("order__paid_at")).exclude(Exists(later))
+        if paid_within != "any":
+            days = int(paid_within)
+            sent = (sent.filter(sent_at__lt=end_of_day(local_today(now) - datetime.timedelta(days=days)))
+                    .annotate(days_to_payment=ExpressionWrapper(
+                        TruncDate("order__paid_at", tzinfo=tz()) - TruncDate("sent_at", tzinfo=tz()),
+                        output_field=DurationField()))
+                    .filter(days_to_payment__lte=datetime.timedelta(days=days)))
+    return Q(Exists(sent))
+
+
 def median_of_counts(counts: dict[int, int]) -> Decimal | None:
     """The median of a multiset given as value -> how often (the mean of the two middle values
     when the number is even)."""
@@ -382,6 +444,10 @@ def median_of_counts(counts: dict[int, int]) -> Decimal | None:
     return (Decimal(nth(n // 2 - 1)) + Decimal(nth(n // 2))) / 2
 
 
+def _add(sums: dict[str, Decimal], currency: str, amount: Decimal) -> None:
+    sums[currency] = sums.get(currency, ZERO) + amount
+
+
 @dataclass
 class Effect:
     """The reminders of one level (and template) sent in the period, and what followed them."""
@@ -397,6 +463,11 @@ class Effect:
     paid: int = 0
     days: dict[int, int] = field(default_factory=dict)
     recovered: dict[str, Decimal] = field(default_factory=dict)  # per currency
+    # the order totals behind `sent`, `paid_7` and `paid_14`, per currency (their overview links'
+    # sums)
+    sent_amounts: dict[str, Decimal] = field(default_factory=dict)
+    paid_7_amounts: dict[str, Decimal] = field(default_factory=dict)
+    paid_14_amounts: dict[str, Decimal] = field(default_factory=dict)
 
     @staticmethod
     def _share(part: int, whole: int) -> Decimal | None:
@@ -419,17 +490,22 @@ class Effect:
         return sorted(self.recovered.items())
 
     def add(self, *, days: int | None, n: int, closed_7: int, closed_14: int, amount: Decimal,
-            currency: str) -> None:
-        """`n` reminders followed by a payment after `days` (None: none), of them `closed_7` /
-        `closed_14` sent at least 7 / 14 days ago."""
+            closed_7_amount: Decimal, closed_14_amount: Decimal, currency: str) -> None:
+        """`n` reminders (orders of `amount`) followed by a payment after `days` (None: none), of
+        them `closed_7` / `closed_14` sent at least 7 / 14 days ago."""
         self.sent += n
         self.closed_7 += closed_7
         self.closed_14 += closed_14
+        _add(self.sent_amounts, currency, amount)
         if days is not None:
             if days <= 7:
                 self.paid_7 += closed_7
+                if closed_7:
+                    _add(self.paid_7_amounts, currency, closed_7_amount)
             if days <= 14:
                 self.paid_14 += closed_14
+                if closed_14:
+                    _add(self.paid_14_amounts, currency, closed_14_amount)
             self.paid += n
             self.days[days] = self.days.get(days, 0) + n
             self.recovered[currency] = self.recovered.get(currency, ZERO) + amount
@@ -449,9 +525,11 @@ def reminder_effectiveness(*, start: datetime.date, end: datetime.date, today: d
     week_ago, fortnight_ago = today - datetime.timedelta(days=7), today - datetime.timedelta(days=14)
     rows = (ReminderOutcome.objects.filter(sent_on__gte=start, sent_on__lte=end).order_by()
             .values("level", "template_id", "currency", "days_to_payment")
-            .annotate(n=Sum("reminders"), amount=Sum("amount"),
+            .annotate(n=Sum("reminders"), sum_amount=Sum("amount"),
                       closed_7=Sum("reminders", filter=Q(sent_on__lte=week_ago), default=0),
-                      closed_14=Sum("reminders", filter=Q(sent_on__lte=fortnight_ago), default=0)))
+                      closed_14=Sum("reminders", filter=Q(sent_on__lte=fortnight_ago), default=0),
+                      closed_7_amount=Sum("amount", filter=Q(sent_on__lte=week_ago), default=ZERO),
+                      closed_14_amount=Sum("amount", filter=Q(sent_on__lte=fortnight_ago), default=ZERO)))
     levels = {level: Effect(level=level) for level in DunningLevel.sendable()}
     templates: dict[tuple[int, int | None], Effect] = {}
     for row in rows:
@@ -460,7 +538,8 @@ def reminder_effectiveness(*, start: datetime.date, end: datetime.date, today: d
         if effect is None:
             effect = templates[key] = Effect(level=row["level"], template_id=row["template_id"])
         kwargs = {"days": row["days_to_payment"], "n": row["n"], "closed_7": row["closed_7"],
-                  "closed_14": row["closed_14"], "amount": row["amount"], "currency": row["currency"]}
+                  "closed_14": row["closed_14"], "amount": row["sum_amount"], "currency": row["currency"],
+                  "closed_7_amount": row["closed_7_amount"], "closed_14_amount": row["closed_14_amount"]}
         effect.add(**kwargs)
         levels[DunningLevel(row["level"])].add(**kwargs)
     names = {pk: f"{name} ({language})" for pk, name, language in

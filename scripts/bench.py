@@ -115,7 +115,8 @@ def generate(n_orders: int, now: datetime.datetime, seed: int = 7) -> dict:
     columns = ["sales_account_id", "payment_method_id", "number", "customer_name", "customer_email", "language",
                "total", "currency", "ordered_at", "paid_at", "cancelled_at", "dunning_blocked",
                "dunning_block_reason", "reminders_sent", "last_reminder_at", "flagged_for_cancellation_at",
-               "reservation_released_at", "customer_is_business", "updated_at"]
+               "reservation_released_at", "customer_is_business", "updated_at", "customer_number", "customer_street",
+               "customer_postcode", "customer_city", "customer_country"]
 
     def rows():
         for i in range(existing, n_orders):
@@ -135,7 +136,7 @@ def generate(n_orders: int, now: datetime.datetime, seed: int = 7) -> dict:
                     last = max(ordered, now - datetime.timedelta(days=rng.randrange(1, 40)))
             yield (account.id, method.id, f"B{i:08d}", f"Kunde {i}", f"kunde{i}@example.com", "",
                    Decimal(rng.randrange(500, 50000)) / 100, "EUR", ordered, paid, cancelled, rng.random() < 0.01,
-                   "", sent, last, None, None, False, paid or cancelled or ordered)
+                   "", sent, last, None, None, False, paid or cancelled or ordered, "", "", "", "", "")
 
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor, cursor.cursor.copy(

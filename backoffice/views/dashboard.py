@@ -22,6 +22,7 @@ from dunning.reporting import (
     AgeBucket,
     AgingRow,
     Cell,
+    Effect,
     days_sales_outstanding,
     receivables_aging,
     receivables_trend,
@@ -31,6 +32,7 @@ from dunning.selectors import active_configs
 from orders.models import payment_terms
 
 from ..charts import Bar, bar_chart, line_chart
+from ..filters import REMINDER_FILTERS
 from ..forms import PeriodForm
 from ..permissions import back_office_required
 
@@ -40,7 +42,7 @@ DEFAULT_PERIOD_DAYS = 90
 def overview_url(**params: Any) -> str:
     """The open-payments overview filtered by `params` (None values left out)."""
     query = QueryDict(mutable=True)
-    for name in ("dunning_level", "sales_account", "flagged", "currency", "age"):
+    for name in ("dunning_level", "sales_account", "flagged", "currency", "age", "state", *REMINDER_FILTERS):
         if params.get(name) is not None:
             query[name] = str(params[name])
     return reverse("backoffice:open_payments") + "?" + query.urlencode()
@@ -87,11 +89,41 @@ class CurrencyPanel:
     trend: Any = None
     open_chart: Any = None
     share_chart: Any = None
+    # today's trend row links to the overview (live); past days link to no list
+    today_open: str = ""
+    today_overdue: str = ""
 
 
 def _bars(figures: list[Figure], prefix: str) -> Any:
     return bar_chart([Bar(label=str(f.label), count=f.cell.count, amount=f.cell.amount, href=f.href,
                           css=f"{prefix}-{i}") for i, f in enumerate(figures)])
+
+
+@dataclass
+class EffectRow:
+    """One level's (or template's) reminder effect with the overview links to its orders: those
+    reminded (`sent`), those whose payment counts for the reminder (`paid`: the recovered amount)
+    and those paid within 7 and 14 days (`dunning.reporting.reminded_orders_q`)."""
+
+    effect: Effect
+    sent: str
+    paid: str
+    paid_7: str
+    paid_14: str
+
+
+def _effect_rows(effects: list[Effect], *, start: datetime.date, end: datetime.date,
+                 by_template: bool) -> list[EffectRow]:
+    rows = []
+    for e in effects:
+        base: dict[str, Any] = {"state": "all", "reminded_level": e.level, "reminded_from": start.isoformat(),
+                                "reminded_to": end.isoformat()}
+        if by_template:
+            base["template"] = e.template_id if e.template_id is not None else "none"
+        rows.append(EffectRow(effect=e, sent=overview_url(**base), paid=overview_url(**base, paid_within="any"),
+                              paid_7=overview_url(**base, paid_within=7),
+                              paid_14=overview_url(**base, paid_within=14)))
+    return rows
 
 
 @back_office_required
@@ -115,6 +147,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                                            days=trend.covered_days)
         if points:
             panel.trend = points
+            panel.today_open = overview_url(currency=currency)
+            panel.today_overdue = overview_url(currency=currency, age=AgeBucket.OVERDUE.value)
             panel.open_chart = line_chart(trend.days, [p.open_amount for p in points])
             panel.share_chart = line_chart(trend.days, [p.overdue_share for p in points], top=100)
         panels.append(panel)
@@ -123,18 +157,26 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     initial = {"start": today - datetime.timedelta(days=DEFAULT_PERIOD_DAYS - 1), "end": today}
     form = PeriodForm(data, initial=initial)
     effectiveness = None
-    if data is None:
-        effectiveness = reminder_effectiveness(start=initial["start"], end=initial["end"], today=today)
-    elif form.is_valid():
-        effectiveness = reminder_effectiveness(start=form.cleaned_data["start"], end=form.cleaned_data["end"],
-                                               today=today)
+    effect_rows: dict[str, list[EffectRow]] = {}
+    period = (initial["start"], initial["end"]) if data is None else None
+    if data is not None and form.is_valid():
+        period = (form.cleaned_data["start"], form.cleaned_data["end"])
+    if period is not None:
+        effectiveness = reminder_effectiveness(start=period[0], end=period[1], today=today)
+        effect_rows = {
+            "by_level": _effect_rows(effectiveness.by_level, start=period[0], end=period[1], by_template=False),
+            "by_template": _effect_rows(effectiveness.by_template, start=period[0], end=period[1],
+                                        by_template=True),
+        }
     return render(request, "backoffice/dashboard.html", {
         "panels": panels,
         "now": now,
+        "today": today,
         "trend": trend,
         "trend_days": TREND_DAYS,
         "form": form,
         "effectiveness": effectiveness,
+        "effect_rows": effect_rows,
         # the account table's short column heads, under "Days overdue" and "Dunning level"
         "bucket_heads": [pgettext("days overdue", "not due"), "1-30", "31-60", "61-90", "> 90"],
         "level_heads": ["1", "2", "3", pgettext("dunning level", "completed")],

@@ -3,23 +3,35 @@ columns, 50 rows a page."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext_lazy
 
 from common.dates import local_today
-from dunning.models import DunningLevel
+from dunning.models import DunningLevel, EmailTemplate
 from dunning.reporting import AgeBucket
 from dunning.selectors import active_configs, claims_today, first_deadline_subquery
 from orders.services import RULES
 from payments.selectors import with_paid_amount
 
 from ..bulk_actions import BULK_ACTIONS
-from ..filters import LEVEL_FILTER_CHOICES, SELECTION_PARAMS, YES_NO, OpenOrderFilter
+from ..filters import (
+    LEVEL_FILTER_CHOICES,
+    PAID_WITHIN_CHOICES,
+    REMINDER_FILTERS,
+    REMINDER_LEVEL_CHOICES,
+    SELECTION_PARAMS,
+    STATE_CHOICES,
+    STATE_OPEN,
+    YES_NO,
+    OpenOrderFilter,
+)
 from ..permissions import back_office_required
 from ..selectors import CappedPaginator, closed_orders_matching, level_totals, open_orders, with_badges
 from .selection import MAX_SELECTED_IDS
@@ -77,12 +89,21 @@ def _chips(filterset: OpenOrderFilter, data: QueryDict) -> list[dict[str, str]]:
     # the chip reads "Dunning level: 1", not "Dunning level: Level 1"
     levels = {level.param: str(level.value) if level.is_sendable else level.label for level in DunningLevel}
     labels = {"dunning_level": levels, "blocked": dict(YES_NO), "flagged": dict(YES_NO),
-              "age": dict(AgeBucket.choices)}
+              "age": dict(AgeBucket.choices), "state": dict(STATE_CHOICES), "paid_within": dict(PAID_WITHIN_CHOICES),
+              "reminded_level": dict(REMINDER_LEVEL_CHOICES)}
+    template = cleaned.get("template")
+    if template and template != "none":  # its name (one query, only with this filter)
+        labels["template"] = {template: EmailTemplate.objects.filter(pk=template).values_list("name", flat=True)
+                              .first() or template}
+    elif template == "none":
+        labels["template"] = {"none": _("(template deleted)")}
     chips = []
     for name in OpenOrderFilter.FILTER_NAMES:
         value = cleaned.get(name)
         if value in (None, ""):
             continue
+        if isinstance(value, datetime.date):
+            value = date_format(value, "SHORT_DATE_FORMAT")
         shown = labels[name].get(value, value) if name in labels else value
         if name == "currency":
             shown = value.upper()
@@ -106,7 +127,8 @@ def open_payments(request: HttpRequest) -> HttpResponse:
     filterset = OpenOrderFilter(request.GET, queryset=base, now=now, configs=configs)
     level = filterset.level
     # the tab counts and the money per currency, in one query
-    totals = level_totals(filterset.qs_without("dunning_level"), now=now, configs=configs)
+    totals = level_totals(filterset.qs_without("dunning_level"), now=now, configs=configs,
+                          open_only=filterset.list_state == STATE_OPEN)
     counts, sums = totals.counts, totals.sums
     paginator = CappedPaginator(
         filterset.qs,
@@ -116,7 +138,7 @@ def open_payments(request: HttpRequest) -> HttpResponse:
         known_count=counts[level] if level is not None else totals.all_count,
         # the badges, the first deadline and what payments cover (the "partly paid" label) are
         # subqueries of the rows' query: no query of their own
-        rows=lambda ids: with_paid_amount(with_badges(base.filter(pk__in=ids), now=now))
+        rows=lambda ids: with_paid_amount(with_badges(filterset.queryset.filter(pk__in=ids), now=now))
         .annotate(first_deadline=first_deadline_subquery()).order_by(),
     )
     page = paginator.get_page(request.GET.get("page"))
@@ -125,8 +147,10 @@ def open_payments(request: HttpRequest) -> HttpResponse:
     # the rows (the base rates; the page's payments); the first deadlines come with the rows
     claims = claims_today(orders, on=today, configs=configs, annotated=True)
     for order in orders:
-        order.claim = claims[order.pk]
-        order.overdue = order.days_overdue(today)
+        # a paid or cancelled order (the list widened by `?state=`) is due and overdue no more
+        is_open = order.paid_at is None and order.cancelled_at is None
+        order.claim = claims[order.pk] if is_open else None
+        order.overdue = order.days_overdue(today) if is_open else None
         order.due_in = -order.overdue if order.overdue is not None and order.overdue < 0 else 0
     ordering = filterset.form.cleaned_data.get("o") or []
     # back from "Apply" without an action: the same orders ticked again (bulk.py)
@@ -182,5 +206,8 @@ def open_payments(request: HttpRequest) -> HttpResponse:
             "has_filters": bool(filter_params),
             "export_query": f"&{export_params.urlencode()}" if export_params else "",
             "completed_level": DunningLevel.COMPLETED,
+            "widened": filterset.list_state != STATE_OPEN,
+            "dashboard_hidden": [(name, value) for name in ("state", *REMINDER_FILTERS)
+                                 for value in request.GET.getlist(name) if value],
         },
     )

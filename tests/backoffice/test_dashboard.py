@@ -265,9 +265,9 @@ def test_bad_period_is_a_form_error(bo_client, reminded, params, field):
 
 
 def test_query_count_does_not_grow_with_the_data(bo_client, book, reminded, django_assert_num_queries):
-    # session, user, group check; configs; payment terms; the aging; snapshot rows; snapshot days;
-    # reminder outcomes; template names
-    with django_assert_num_queries(10):
+    # session, user, group check; configs; payment terms; the aging; the accounts' names; snapshot
+    # rows; snapshot days; reminder outcomes; template names
+    with django_assert_num_queries(11):
         response = bo_client.get(URL)
     assert response.status_code == 200
     assert len(response.context["panels"]) == 2
@@ -284,3 +284,100 @@ def test_page_has_no_style_attributes_and_a_navigation_link(bo_client, book):
     assert not re.search(r"\sstyle=", html)  # the CSP (style-src 'self') forbids them
     assert '<svg class="chart bar-chart"' in html and "<title" in html
     assert f'href="{URL}" aria-current="page"' in html
+
+
+def _follow(bo_client, href, html):
+    """The overview behind a link the page shows: its count and its sums per currency."""
+    assert href.replace("&", "&amp;") in html  # the page shows the link
+    overview = bo_client.get(href)
+    assert overview.status_code == 200
+    assert overview.context["filter_errors"] == []
+    return overview
+
+
+def test_every_reminder_effect_links_to_exactly_its_orders(bo_client, reminded, today):
+    """Each count of the reminder effect (sent, paid after it, paid within 7 and 14 days) and the
+    recovered amount link to the overview widened to paid orders: the same count and sum. o8 was
+    paid 5 days after its level-1 reminder and got a level-2 reminder after paying: the payment
+    counts for level 1 (the last reminder sent before it), not for level 2."""
+    day = lambda n: today - datetime.timedelta(days=n)  # noqa: E731
+    o8 = OrderFactory(ordered_at=at(day(60)), paid_at=at(day(15), 15), total=D("80.00"))
+    ReminderFactory(order=o8, level=1, template=reminded["T1a"], created_at=at(day(20)), sent_at=at(day(20)))
+    ReminderFactory(order=o8, level=2, template=reminded["T2"], created_at=at(day(10)), sent_at=at(day(10)))
+    call_command("record_dashboard_snapshot", stdout=io.StringIO())
+    start = day(30)
+    response = bo_client.get(URL, {"start": start.isoformat(), "end": today.isoformat()})
+    html = response.content.decode()
+    rows = response.context["effect_rows"]
+    level1 = rows["by_level"][0].effect
+    # by hand: level 1 paid within 7 days: o1 (3), o5 (1), o8 (5); level 2 sent: o4 and o8, paid: o4 only
+    assert (level1.sent, level1.paid_7, level1.paid) == (7, 3, 4)
+    assert (rows["by_level"][1].effect.sent, rows["by_level"][1].effect.paid) == (2, 1)
+    listed = bo_client.get(rows["by_level"][0].paid_7).context["orders"]
+    assert {o.total for o in listed} == {D("10.00"), D("50.00"), D("80.00")}
+    assert {o.paid_at is not None for o in listed} == {True}
+    checked = 0
+    for row in rows["by_level"] + rows["by_template"]:
+        e = row.effect
+        for href, count, sums in ((row.sent, e.sent, e.sent_amounts), (row.paid, e.paid, e.recovered),
+                                  (row.paid_7, e.paid_7, e.paid_7_amounts),
+                                  (row.paid_14, e.paid_14, e.paid_14_amounts)):
+            if not count:
+                continue
+            overview = _follow(bo_client, href, html)
+            assert overview.context["paginator"].count == count, (e, href)
+            assert list(overview.context["sums"]) == sorted(sums.items()), (e, href)
+            checked += 1
+    # level 1, T1a and T1b: sent, paid, within 7, within 14; level 2 and T2: no 14-day window over
+    assert checked == 4 + 3 + 4 + 4 + 3
+    assert f'href="{rows["by_level"][0].paid.replace("&", "&amp;")}"' in html  # the recovered amount too
+
+
+def test_todays_trend_row_links_to_the_live_overview(bo_client, book):
+    call_command("record_dashboard_snapshot", "--days", "1", stdout=io.StringIO())
+    response = bo_client.get(URL)
+    html = response.content.decode()
+    for panel in response.context["panels"]:
+        today_point = panel.trend[-1]
+        overview = _follow(bo_client, panel.today_open, html)
+        assert overview.context["paginator"].count == today_point.open_count
+        assert list(overview.context["sums"]) == [(panel.currency, today_point.open_amount)]
+        overdue = _follow(bo_client, panel.today_overdue, html)
+        assert overdue.context["paginator"].count == today_point.overdue_count
+        expected = [(panel.currency, today_point.overdue_amount)] if today_point.overdue_count else []
+        assert list(overdue.context["sums"]) == expected
+    # the past days are not linked
+    assert html.count(response.context["panels"][0].today_open.replace("&", "&amp;")) >= 2
+
+
+def test_widened_overview_keeps_actions_to_open_orders(bo_client, reminded, today):
+    """The reminder filters list paid orders too; "block" over the whole list changes only the
+    open ones (the action's rule), and the default overview still lists open orders only."""
+    from orders.models import Order
+
+    query = {"state": "all", "reminded_level": "1", "reminded_from": (today - datetime.timedelta(days=30)).isoformat(),
+             "reminded_to": today.isoformat()}
+    overview = bo_client.get(reverse("backoffice:open_payments"), query)
+    assert overview.context["paginator"].count == 6  # o1-o6
+    chips = {c["name"]: c["value"] for c in overview.context["chips"]}
+    assert chips["state"] == "Alle (offen, bezahlt, storniert)" and chips["reminded_level"] == "Mahnstufe 1"
+    assert "bezahlt " in overview.content.decode()  # the paid rows say so
+    export = bo_client.get(reverse("backoffice:export_orders"), {"format": "csv", **query})
+    assert export.status_code == 200
+    assert len(b"".join(export.streaming_content if export.streaming else [export.content])
+               .decode("utf-8-sig").strip().splitlines()) == 1 + 6  # the header and o1-o6
+    actions = reverse("backoffice:bulk_action")
+    bo_client.post(actions, {"action": "block", "select_across": "1", "reason": "Test", **query})
+    blocked = set(Order.objects.filter(dunning_blocked=True).values_list("total", flat=True))
+    assert blocked == {D("30.00"), D("60.00")}  # o3 and o6: the open ones
+    assert bo_client.get(reverse("backoffice:open_payments")).context["paginator"].count == 2
+
+
+def test_bad_reminder_filters_are_form_errors(bo_client, reminded):
+    response = bo_client.get(reverse("backoffice:open_payments"),
+                             {"state": "gone", "reminded_level": "4", "template": "x", "reminded_from": "2026-02-30",
+                              "paid_within": "3"})
+    assert response.status_code == 200
+    assert set(response.context["filterset"].form.errors) == {"state", "reminded_level", "template",
+                                                              "reminded_from", "paid_within"}
+    assert response.context["paginator"].count == 2  # the open orders, unfiltered

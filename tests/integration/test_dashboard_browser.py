@@ -1,12 +1,16 @@
 """The receivables dashboard in a real browser (Chromium through Playwright), in German: what the
 user reads at 1366x768 (figures, the live/snapshot notes, the reminder effect), a bar of the chart
-followed to the overview of exactly its orders, and a bad period answered with a form error."""
+followed to the overview of exactly its orders, a reminder-effect figure followed to the overview
+widened to paid orders, and a bad period answered with a form error. SCREENSHOTS=1 saves
+docs/screenshots/dashboard-effect-links-de.png, dashboard-effect-list-de.png and
+dashboard-trend-today-de.png."""
 
 import datetime
 import io
 import os
 import re
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -20,6 +24,7 @@ pytestmark = [pytest.mark.browser]
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 
 
@@ -124,3 +129,37 @@ def test_dashboard_in_german(ledger, live_server, page):
     page.goto(live_server.url + "/orders/dashboard/?start=2026-05-01&end=2026-04-01")
     assert page.locator(".field-error").inner_text() == "Das Ende des Zeitraums darf nicht vor seinem Beginn liegen."
     assert page.locator("#effect-levels").count() == 0
+
+
+def shot(page, name: str, selector: str | None = None) -> None:
+    if os.environ.get("SCREENSHOTS"):
+        if selector:
+            page.locator(selector).scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS / name))
+
+
+def test_reminder_effect_links_to_paid_orders(ledger, live_server, page):
+    page.goto(live_server.url + "/orders/dashboard/")
+    page.fill("#id_username", "backoffice")
+    page.fill("#id_password", "secret-pass-123")
+    page.press("#id_password", "Enter")
+    page.wait_for_url(re.compile(r"/orders/dashboard/"))
+    caption = text(page.locator("#trend-table-EUR caption").inner_text())
+    assert "Die Zahlen von heute führen zur Übersicht" in caption
+    assert "vergangene Tage führen zu keiner Liste" in caption
+    shot(page, "dashboard-trend-today-de.png", "#trend-table-EUR")
+    row = page.locator("#effect-levels tbody tr").first
+    shot(page, "dashboard-effect-links-de.png", "#effect-templates")
+    # "paid after it" of level 1: the one paid order, in the overview widened to closed orders
+    row.locator("td").nth(3).locator("a").click()
+    page.wait_for_url(re.compile(r"/orders/open-payments/\?state=all.*paid_within=any"))
+    assert page.locator("td.number a").count() == 1
+    assert page.locator(".badge.closed-paid").inner_text().startswith("bezahlt ")
+    chips = [text(c) for c in page.locator(".chip").all_inner_texts()]
+    assert any("Alle (offen, bezahlt, storniert)" in c for c in chips), chips
+    assert any("Mahnstufe 1" in c for c in chips) and any("danach bezahlt" in c for c in chips), chips
+    assert text(page.locator("#filter-sum").inner_text()) == "50,00 €"
+    assert text(page.locator(".level-tabs a").first.inner_text()).startswith("Alle")
+    assert "auch bezahlte oder stornierte Aufträge" in page.locator("#widened-note").inner_text()
+    assert text(page.locator("td.total-due").inner_text()) == "–"  # nothing due on a paid order
+    shot(page, "dashboard-effect-list-de.png")
