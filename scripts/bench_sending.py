@@ -207,6 +207,9 @@ def main() -> int:
     parser.add_argument("--rate-reminders", type=int, default=2_000, help="0: skip the rate-limit figure")
     parser.add_argument("--notify-orders", type=int, default=300)
     parser.add_argument("--profile-only", action="store_true", help="only the per-stage profile (no file written)")
+    parser.add_argument("--quick", action="store_true",
+                        help="only the simulator rows of --latency-ms/--workers, printed (no profile, per-order "
+                             "design, instant provider, Notify or rate limit; no file written)")
     parser.add_argument("--output", default=str(OUTPUT))
     args = parser.parse_args()
 
@@ -232,6 +235,25 @@ def main() -> int:
     call_command("migrate", verbosity=0)
     now = datetime.datetime.now(datetime.UTC)
     bench.generate(0, now)  # the accounts, payment methods and templates (no other orders)
+
+    if args.quick:
+        from provider_sim import SimConfig, SimProcess
+
+        for latency in args.latency_ms:
+            for workers in args.workers:
+                sim = SimProcess(SimConfig(latency=latency / 1000))
+                try:
+                    bench.prepare_job_orders(args.reminders, now)
+                    result = run_with_workers(workers, worker_env(sim.url, args.concurrency), now)
+                    stats = sim.stats()
+                finally:
+                    sim.stop()
+                accepted, twice = stats["accepted"], stats["twice"]
+                print(f"  simulator {latency:g} ms, {workers} worker(s): {result['sent']:,} in "
+                      f"{result['seconds']:.1f} s = {result['sent'] / result['seconds']:,.0f}/s (accepted {accepted:,}, "
+                      f"twice {twice}, simulator CPU {stats['cpu_seconds']:.1f} s, load {load()})" + (f"  ERROR {result['error']}" if result["error"] else ""),
+                      flush=True)
+        return 0
 
     bench.prepare_job_orders(args.reminders, now)
     profile, _ = bench.in_child(profile_stages, now.isoformat())
