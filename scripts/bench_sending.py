@@ -249,10 +249,12 @@ def main() -> int:
                 finally:
                     sim.stop()
                 accepted, twice = stats["accepted"], stats["twice"]
+                rate = result["sent"] / result["seconds"]
+                error = f"  ERROR {result['error']}" if result["error"] else ""
                 print(f"  simulator {latency:g} ms, {workers} worker(s): {result['sent']:,} in "
-                      f"{result['seconds']:.1f} s = {result['sent'] / result['seconds']:,.0f}/s (accepted {accepted:,}, "
-                      f"twice {twice}, simulator CPU {stats['cpu_seconds']:.1f} s, load {load()})" + (f"  ERROR {result['error']}" if result["error"] else ""),
-                      flush=True)
+                      f"{result['seconds']:.1f} s "
+                      f"= {rate:,.0f}/s (accepted {accepted:,}, twice {twice}, simulator CPU "
+                      f"{stats['cpu_seconds']:.1f} s, load {load()}){error}", flush=True)
         return 0
 
     bench.prepare_job_orders(args.reminders, now)
