@@ -417,8 +417,17 @@ class SendBatch:
         the provider (one UPDATE). Returns the reminder ids still ours (a claim withdrawn meanwhile
         because our session was lost is not sent)."""
         ids = [i.reminder_id for i in fresh]
-        marked = Reminder.objects.filter(id__in=ids, status=Reminder.Status.PENDING,
-                                         handed_at__isnull=True).update(handed_at=self.now)
+        if db_connection.vendor == "postgresql":
+            # plain SQL: this runs once per hand-over, often for a few reminders, and the ORM's
+            # compiling of the UPDATE cost more than the statement
+            with db_connection.cursor() as cursor:
+                cursor.execute(f"UPDATE {Reminder._meta.db_table} SET handed_at = %s "  # noqa: S608 - model's table
+                               "WHERE id = ANY(%s) AND status = %s AND handed_at IS NULL",
+                               [self.now, ids, Reminder.Status.PENDING.value])
+                marked = cursor.rowcount
+        else:
+            marked = Reminder.objects.filter(id__in=ids, status=Reminder.Status.PENDING,
+                                             handed_at__isnull=True).update(handed_at=self.now)
         if marked == len(fresh):
             return set(ids)
         return set(Reminder.objects.filter(id__in=ids, status=Reminder.Status.PENDING, handed_at=self.now)
