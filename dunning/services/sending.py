@@ -747,8 +747,8 @@ class _Recorder:
                         with self.cond:
                             self.used -= taken - len(items)
                     for item in items:
-                        future = batch._pool.submit(batch._send_one, item)
-                        with self.cond:
+                        with self.cond:  # known before its callback (which takes the lock) can run
+                            future = batch._pool.submit(batch._send_one, item)
                             self.futures.add(future)
                         future.add_done_callback(lambda f, item=item: self._done(item, f))
                     continue
