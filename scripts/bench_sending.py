@@ -207,6 +207,9 @@ def main() -> int:
     parser.add_argument("--rate-reminders", type=int, default=2_000, help="0: skip the rate-limit figure")
     parser.add_argument("--notify-orders", type=int, default=300)
     parser.add_argument("--profile-only", action="store_true", help="only the per-stage profile (no file written)")
+    parser.add_argument("--quick", action="store_true",
+                        help="only the simulator rows of --latency-ms/--workers, printed (no profile, per-order "
+                             "design, instant provider, Notify or rate limit; no file written)")
     parser.add_argument("--output", default=str(OUTPUT))
     args = parser.parse_args()
 
@@ -233,6 +236,27 @@ def main() -> int:
     now = datetime.datetime.now(datetime.UTC)
     bench.generate(0, now)  # the accounts, payment methods and templates (no other orders)
 
+    if args.quick:
+        from provider_sim import SimConfig, SimProcess
+
+        for latency in args.latency_ms:
+            for workers in args.workers:
+                sim = SimProcess(SimConfig(latency=latency / 1000))
+                try:
+                    bench.prepare_job_orders(args.reminders, now)
+                    result = run_with_workers(workers, worker_env(sim.url, args.concurrency), now)
+                    stats = sim.stats()
+                finally:
+                    sim.stop()
+                accepted, twice = stats["accepted"], stats["twice"]
+                rate = result["sent"] / result["seconds"]
+                error = f"  ERROR {result['error']}" if result["error"] else ""
+                print(f"  simulator {latency:g} ms, {workers} worker(s): {result['sent']:,} in "
+                      f"{result['seconds']:.1f} s "
+                      f"= {rate:,.0f}/s (accepted {accepted:,}, twice {twice}, simulator CPU "
+                      f"{stats['cpu_seconds']:.1f} s, load {load()}){error}", flush=True)
+        return 0
+
     bench.prepare_job_orders(args.reminders, now)
     profile, _ = bench.in_child(profile_stages, now.isoformat())
     print(f"profile, instant provider, {profile['sent']:,} reminders: {profile['wall_us']:.0f} us per reminder "
@@ -251,26 +275,31 @@ def main() -> int:
     naive_load = load()
     print(f"naive per-order design over {naive['sent']:,}: {naive_rate:,.0f}/s (load {naive_load})", flush=True)
 
-    from provider_sim import ProviderSim, SimConfig
+    from provider_sim import ProviderSim, SimConfig, SimProcess
 
     for latency in [None, *args.latency_ms]:
         for workers in args.workers:
-            sim = None if latency is None else ProviderSim(0, SimConfig(latency=latency / 1000)).start()
+            # the simulator in a process of its own: its CPU and interpreter lock are not the bench's
+            sim = None if latency is None else SimProcess(SimConfig(latency=latency / 1000))
+            stats = {"accepted": 0, "twice": 0, "cpu_seconds": 0.0}
             try:
                 bench.prepare_job_orders(args.reminders, now)
                 result = run_with_workers(workers, worker_env(sim and sim.url, args.concurrency), now)
+                if sim is not None:
+                    stats = sim.stats()
             finally:
                 if sim is not None:
                     sim.stop()
-            accepted = sum(sim.state.accepted.values()) if sim else result["sent"]
-            twice = sum(1 for c in sim.state.accepted.values() if c > 1) if sim else 0
+            accepted = stats["accepted"] if sim else result["sent"]
+            twice = stats["twice"]
             row = {"provider": "instant (anymail test backend)" if latency is None else f"simulator {latency:g} ms",
                    "latency": latency, "workers": workers, "sent": result["sent"], "accepted": accepted,
                    "twice": twice, "seconds": result["seconds"], "rate": result["sent"] / result["seconds"],
-                   "load": load(), "error": result["error"][:200]}
+                   "load": load(), "error": result["error"][:200], "sim_cpu": stats["cpu_seconds"]}
             rows.append(row)
             print(f"  {row['provider']}, {workers} worker(s): {row['sent']:,} in {row['seconds']:.1f} s = "
-                  f"{row['rate']:,.0f}/s (accepted {accepted:,}, twice {twice}, load {row['load']})"
+                  f"{row['rate']:,.0f}/s (accepted {accepted:,}, twice {twice}, simulator CPU "
+                  f"{row['sim_cpu']:.1f} s, load {row['load']})"
                   + (f"  ERROR {row['error']}" if row["error"] else ""), flush=True)
 
     from orders.models import Order
@@ -292,16 +321,15 @@ def main() -> int:
         import redis
 
         redis.Redis.from_url(os.environ["REDIS_URL"]).delete("dunning:send-rate")
-        sim = ProviderSim(0, SimConfig(latency=0.05)).start()
+        sim = SimProcess(SimConfig(latency=0.05))
         try:
             bench.prepare_job_orders(args.rate_reminders, now)
             result = run_with_workers(2, worker_env(sim.url, args.concurrency, rate=100), now)
+            stats = sim.stats()
         finally:
             sim.stop()
-        times = sorted(sim.state.call_times)
-        measured = (len(times) - 1) / (times[-1] - times[0])
-        rate_row = {"sent": result["sent"], "rate": measured, "twice": sum(1 for c in sim.state.accepted.values()
-                                                                          if c > 1), "load": load()}
+        measured = (stats["accepted"] - 1) / (stats["last"] - stats["first"])
+        rate_row = {"sent": result["sent"], "rate": measured, "twice": stats["twice"], "load": load()}
         print(f"  DUNNING_SEND_RATE=100, two workers, {result['sent']:,} reminders: {measured:.1f}/s at the provider "
               f"(load {rate_row['load']})", flush=True)
     write_report(args, profile, naive_rate, naive_load, rows, rate_row, notify)
@@ -321,13 +349,17 @@ def write_report(args, profile, naive_rate, naive_load, rows, rate_row, notify) 
              "out into chunk tasks taken by 1 or 2 Celery worker processes (`--pool solo`) started by the script. "
              "Seconds are the run's own duration (`DunningRun.duration_ms`: from the job's start in a worker, "
              "its due query and the chunks written and queued, to its last chunk's end; workers already ready). "
+             "The simulator (`scripts/provider_sim.py`, threaded) runs in a process of its own; its CPU time "
+             "over the whole figure is given. "
              "The machine has 2 cores and is shared with other work: the load average (1/5/15 min) is given "
              "with each figure, and ratios are taken within this one run.", "",
-             "| provider | workers | reminders/s | sent | accepted by the provider | sent twice | load | errors |",
-             "|---|---:|---:|---:|---:|---:|---|---|"]
+             "| provider | workers | reminders/s | sent | accepted by the provider | sent twice | simulator CPU | load "
+             "| errors |",
+             "|---|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in rows:
+        sim_cpu = f"{r['sim_cpu']:.1f} s" if r["latency"] is not None else "-"
         lines.append(f"| {r['provider']} | {r['workers']} | {r['rate']:,.0f} | {r['sent']:,} | {r['accepted']:,} | "
-                     f"{r['twice']} | {r['load']} | {r['error'] or '-'} |")
+                     f"{r['twice']} | {sim_cpu} | {r['load']} | {r['error'] or '-'} |")
     lines += ["", f"The per-order design (`bench.run_naive`: one transaction per order that locks it, renders, "
               f"sends, inserts the reminder and updates the order; instant provider) in the same run: "
               f"**{naive_rate:,.0f}/s** over {args.naive_reminders:,} orders (load {naive_load}).", ""]

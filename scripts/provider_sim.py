@@ -65,6 +65,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def do_GET(self):  # noqa: N802 - http.server's name
+        """`GET /_stats`: what the simulator accepted, for a simulator run in a process of its own."""
+        if self.path.rstrip("/") != "/_stats":
+            return self._answer(404, {"ErrorCode": 404, "Message": "not found"})
+        state = self.server.state
+        with state.lock:
+            times = sorted(state.call_times)
+            body = {"calls": state.calls, "accepted": sum(state.accepted.values()),
+                    "twice": sum(1 for c in state.accepted.values() if c > 1), "throttled": state.throttled,
+                    "errors": state.errors, "first": times[0] if times else None, "last": times[-1] if times else None,
+                    "cpu_seconds": time.process_time()}
+        return self._answer(200, body)
+
     def do_POST(self):  # noqa: N802 - http.server's name
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
@@ -139,6 +152,40 @@ class ProviderSim(ThreadingHTTPServer):
         """The environment that points a `manage.py` process at this simulator."""
         return {"EMAIL_BACKEND": "anymail.backends.postmark.EmailBackend", "ANYMAIL_POSTMARK_SERVER_TOKEN": "sim",
                 "ANYMAIL_POSTMARK_API_URL": self.url}
+
+
+class SimProcess:
+    """The simulator in a process of its own (its interpreter lock and CPU are not the caller's):
+    `python scripts/provider_sim.py --port 0`, which prints its URL; `stats()` asks it what it accepted."""
+
+    def __init__(self, config: SimConfig | None = None) -> None:
+        import subprocess
+        import sys
+
+        config = config or SimConfig()
+        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+            [sys.executable, __file__, "--port", "0", "--latency-ms", str(config.latency * 1000),
+             "--throttle-every", str(config.throttle_every), "--retry-after", str(config.retry_after)],
+            stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if " on http://" not in line:
+            self.proc.kill()
+            raise RuntimeError(f"the simulator did not start: {line!r}")
+        self.url = line.split(" on ", 1)[1].split(" ", 1)[0]
+
+    def stats(self) -> dict:
+        import urllib.request
+
+        with urllib.request.urlopen(self.url + "_stats", timeout=10) as response:  # noqa: S310 - our own URL
+            return json.loads(response.read())
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def main() -> None:

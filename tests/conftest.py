@@ -83,3 +83,13 @@ def backoffice_user(db):
 def outsider_user(db):
     """Staff, but not in the back-office group."""
     return UserFactory(username="outsider", is_staff=True)
+
+
+@pytest.fixture(autouse=True)
+def _forget_learnt_backends():
+    """What a process learnt about an e-mail backend (whether its calls wait) is per test."""
+    from dunning.services import sending
+
+    sending._LEARNT.clear()
+    yield
+    sending._LEARNT.clear()

@@ -58,6 +58,8 @@ T = TypeVar("T")
 GIVE_UP_AFTER = 5  # transient failures in a row before a run stops
 PROBE_CALLS = 4  # calls sent in the run's own thread to learn whether the provider makes them wait
 CPU_BOUND_SHARE = 0.5  # calls computing at least this share of their time stay in the run's own thread
+LEARNT_FOR = 300.0  # seconds a process reuses what it measured of a backend for the next calls (chunks)
+_LEARNT: dict[str, tuple[float, float]] = {}  # EMAIL_BACKEND -> (CPU share of its calls, when measured)
 MAX_THROTTLED = 20  # 429s with Retry-After for one message before it counts as a transient failure
 
 
@@ -224,6 +226,10 @@ class SendBatch:
         self._pool: ThreadPoolExecutor | None = None  # started once calls are seen to wait (_threads_pay)
         self._probed = 0  # calls sent in this thread, measured
         self._cpu_share = 1.0  # of those calls' time, the share spent computing (moving average)
+        learnt = _LEARNT.get(settings.EMAIL_BACKEND)
+        if learnt is not None and time.monotonic() - learnt[1] < LEARNT_FOR:
+            # this process measured the same backend a moment ago (the chunk before): no probing again
+            self._probed, self._cpu_share = PROBE_CALLS, learnt[0]
         self._local = threading.local()  # each sending thread's own provider connection
         self._connections: list = []
         self._connections_lock = threading.Lock()
@@ -383,6 +389,8 @@ class SendBatch:
             share = cpu / wall if wall > 0 else 1.0
             self._cpu_share = share if self._probed == 0 else 0.8 * self._cpu_share + 0.2 * share
             self._probed += 1
+            if self._probed >= PROBE_CALLS:
+                _LEARNT[settings.EMAIL_BACKEND] = (self._cpu_share, time.monotonic())
 
     def _threads_pay(self) -> bool:
         """Decided on the first PROBE_CALLS calls, sent in this thread; after that, while calls
@@ -409,8 +417,17 @@ class SendBatch:
         the provider (one UPDATE). Returns the reminder ids still ours (a claim withdrawn meanwhile
         because our session was lost is not sent)."""
         ids = [i.reminder_id for i in fresh]
-        marked = Reminder.objects.filter(id__in=ids, status=Reminder.Status.PENDING,
-                                         handed_at__isnull=True).update(handed_at=self.now)
+        if db_connection.vendor == "postgresql":
+            # plain SQL: this runs once per hand-over, often for a few reminders, and the ORM's
+            # compiling of the UPDATE cost more than the statement
+            with db_connection.cursor() as cursor:
+                cursor.execute(f"UPDATE {Reminder._meta.db_table} SET handed_at = %s "  # noqa: S608 - model's table
+                               "WHERE id = ANY(%s) AND status = %s AND handed_at IS NULL",
+                               [self.now, ids, Reminder.Status.PENDING.value])
+                marked = cursor.rowcount
+        else:
+            marked = Reminder.objects.filter(id__in=ids, status=Reminder.Status.PENDING,
+                                             handed_at__isnull=True).update(handed_at=self.now)
         if marked == len(fresh):
             return set(ids)
         return set(Reminder.objects.filter(id__in=ids, status=Reminder.Status.PENDING, handed_at=self.now)
@@ -476,6 +493,16 @@ class SendBatch:
                     items = retrying(lambda r=written, i=items: self._flush(r, i))
                     for item in items:
                         in_flight[self._submit(item)] = item
+                    if self._pool is not None and self._recorder_pays():
+                        # the calls wait for the provider: from now on a recording thread writes back
+                        recorder = _Recorder(self, window)
+                        try:
+                            recorder.adopt(in_flight, results, throttled)
+                            in_flight, results, throttled = {}, [], 0
+                            recorder.run(queue, ids, group, stop_error)
+                        finally:
+                            recorder.close()
+                        return
                     continue
                 if not exhausted and not stop_error and len(queue) < window:
                     size = group if (self._pool is not None or self._probed < PROBE_CALLS) else large_group
@@ -518,6 +545,11 @@ class SendBatch:
         if stop_error:
             self.release_unsent(list(queue))
             raise ProviderUnavailable(stop_error, self.outcome)
+
+    def _recorder_pays(self) -> bool:
+        """A second database connection can write back only what the first committed: not inside
+        a caller's transaction (a test's, or an atomic block around the call)."""
+        return not db_connection.in_atomic_block
 
     def record(self, results: list[tuple[_Claimed, str, str, str]]) -> None:
         """Write back the outcome of sent e-mails in one transaction."""
@@ -575,6 +607,179 @@ class SendBatch:
             if connection is not None:
                 with contextlib.suppress(Exception):  # closing a broken connection must not hide the real error
                     connection.close()
+
+
+class _Recorder:
+    """The pipeline once calls wait for the provider (a thread pool sends them): a thread of its own
+    with its own database connection writes back answered reminders as soon as they arrive, in
+    whatever set has gathered while the previous one was written (one transaction each), while
+    the run's thread claims and hands over. A slot (`window` of them) is taken when a reminder is
+    handed over and freed only when its result is committed, so at most `window` reminders are ever
+    handed over and not written back, whatever the threads do: what a crash leaves unknown. The
+    answer frees its slot within one write-back of arriving instead of waiting for a claim the
+    run's thread is busy with.
+
+    Shared state is guarded by `cond`: `used` (slots), `answered` (results for the recording thread),
+    `again` (429 with Retry-After: handed over again by the run's thread, keeping their slot)."""
+
+    def __init__(self, batch: SendBatch, window: int) -> None:
+        self.batch = batch
+        self.window = window
+        self.cond = threading.Condition()
+        self.used = 0
+        self.answered: list[tuple[_Claimed, str, str, str]] = []
+        self.again: list[tuple[_Claimed, float]] = []
+        self.futures: set[Future] = set()
+        self.stop_error = ""
+        self.failure: BaseException | None = None  # the recording thread's, raised in the run's thread
+        self.closing = False
+        self.thread = threading.Thread(target=self._record_loop, name="dunning-record", daemon=True)
+        self.thread.start()
+
+    # --- the sending threads (done callbacks) ---
+
+    def _done(self, item: _Claimed, future: Future) -> None:
+        if future.cancelled():
+            with self.cond:  # handed over, never sent: stays pending (unknown), as after a crash
+                self.futures.discard(future)
+                self.used -= 1
+                self.cond.notify_all()
+            return
+        try:
+            kind, mid, err = future.result()
+        except BaseException as exc:  # a bug in the call: stop, as the run's thread would
+            with self.cond:
+                self.futures.discard(future)
+                self.failure = self.failure or exc
+                self.used -= 1
+                self.cond.notify_all()
+            return
+        self._answer(item, kind, mid, err, future)
+
+    def _answer(self, item: _Claimed, kind: str, mid: str, err: str, future: Future | None = None) -> None:
+        batch = self.batch
+        with self.cond:
+            self.futures.discard(future)
+            if kind == THROTTLED:
+                item.throttled += 1
+                if item.throttled <= MAX_THROTTLED:
+                    self.again.append((item, float(err)))
+                    self.cond.notify_all()
+                    return
+                kind = TRANSIENT
+                err = stored_text(gettext_noop("Provider kept answering 429 Too Many Requests"))
+            self.answered.append((item, kind, mid, err))
+            batch._transient_in_a_row = batch._transient_in_a_row + 1 if kind == TRANSIENT else 0
+            if batch._transient_in_a_row >= GIVE_UP_AFTER and not self.stop_error:
+                self.stop_error = err  # hand nothing more over; let what is in flight finish
+            self.cond.notify_all()
+
+    # --- the recording thread ---
+
+    def _record_loop(self) -> None:
+        from django.db import connections
+
+        try:
+            while True:
+                with self.cond:
+                    while not self.answered and not (self.closing and not self.futures):
+                        self.cond.wait()
+                    if not self.answered:
+                        return
+                    results, self.answered = self.answered, []
+                try:
+                    written = retrying(lambda r=results: self._write(r))
+                except BaseException as exc:
+                    with self.cond:
+                        self.failure = self.failure or exc
+                        self.cond.notify_all()
+                    return
+                with self.cond:
+                    self.batch._count(*written)
+                    self.used -= len(results)
+                    self.cond.notify_all()
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    def _write(self, results):
+        with transaction.atomic():
+            return self.batch._write_back(results)
+
+    # --- the run's thread ---
+
+    def adopt(self, in_flight: dict[Future, _Claimed], results: list, throttled: int) -> None:
+        """Take over what the run's thread had handed over so far."""
+        with self.cond:
+            self.used = len(in_flight) + len(results) + throttled
+            self.answered.extend(results)
+            self.futures.update(in_flight)
+            self.cond.notify_all()
+        for future, item in in_flight.items():
+            future.add_done_callback(lambda f, item=item: self._done(item, f))
+
+    def run(self, queue: deque[_Claimed], ids, group: int, stop_error: str) -> None:
+        batch = self.batch
+        exhausted = False
+        self.stop_error = self.stop_error or stop_error
+        pause = 0.0
+        while True:
+            with self.cond:
+                if self.failure is not None:
+                    raise self.failure
+                again, self.again = self.again, []
+                free = self.window - self.used
+                stop_error = self.stop_error
+            for item, retry_after in again:
+                batch.limiter.pause(retry_after)
+                queue.appendleft(item)  # handed over again: it keeps its handed_at and its slot
+            if queue and not stop_error and (free > 0 or queue[0].handed):
+                retaken = list(itertools.takewhile(lambda i: i.handed, queue))
+                want = len(retaken) + min(max(free, 0), len(queue) - len(retaken))
+                granted, pause = batch.limiter.take(want)
+                if granted:
+                    items = [queue.popleft() for _ in range(granted)]
+                    fresh = sum(1 for i in items if not i.handed)
+                    with self.cond:
+                        self.used += fresh  # taken before handed_at is written: the bound holds throughout
+                    taken = len(items)
+                    items = retrying(lambda i=items: batch._flush([], i))
+                    if len(items) < taken:  # withdrawn meanwhile (our session was lost): not sent
+                        with self.cond:
+                            self.used -= taken - len(items)
+                    for item in items:
+                        with self.cond:  # known before its callback (which takes the lock) can run
+                            future = batch._pool.submit(batch._send_one, item)
+                            self.futures.add(future)
+                        future.add_done_callback(lambda f, item=item: self._done(item, f))
+                    continue
+            if not exhausted and not stop_error and len(queue) < self.window:
+                chunk = list(itertools.islice(ids, group))
+                if chunk:
+                    queue.extend(retrying(lambda chunk=chunk: batch.claim(chunk)))
+                else:
+                    exhausted = True
+                continue
+            with self.cond:
+                held = sum(1 for i in queue if i.handed)  # answered 429, waiting to go again
+                if self.used == held and not self.answered and (not queue or self.stop_error):
+                    break
+                # wait for a slot, a 429 or the end; with a rate pause, at most that long
+                self.cond.wait(timeout=min(max(pause, 0.001), 1.0) if pause else 1.0)
+        if self.stop_error:
+            batch.release_unsent(list(queue))
+            raise ProviderUnavailable(self.stop_error, batch.outcome)
+
+    def close(self) -> None:
+        """Let what is in flight finish (cancelling what has not started) and its results be written."""
+        with self.cond:
+            futures = list(self.futures)
+        for future in futures:
+            future.cancel()
+        wait(futures)
+        with self.cond:
+            self.closing = True
+            self.cond.notify_all()
+        self.thread.join()
 
 
 def claim_group(batch_size: int, concurrency: int) -> int:

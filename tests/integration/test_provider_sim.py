@@ -138,3 +138,51 @@ def test_sigkill_mid_chunk_the_next_run_sends_what_was_never_handed_over(sim):
     assert len(pending) <= 8  # at most the concurrency: handed over and not yet written back
     assert len(sim.state.accepted) >= 400 - len(pending)
     assert Reminder.objects.exclude(status="failed").count() == 400
+
+
+def test_recording_thread_keeps_at_most_the_concurrency_handed_over_and_not_written_back(sim, now, settings):
+    """Answers are written back by a thread of their own; a slot is freed only once its reminder's
+    result is committed. Read from another connection while the run sends: never more than the
+    concurrency are handed over and still pending (what a crash would leave unknown)."""
+    import threading
+
+    from django.db import connections
+
+    sim.config.latency = 0.03
+    settings.DUNNING_SEND_CONCURRENCY = 8
+    orders = due(300)
+    seen: list[int] = []
+    done = threading.Event()
+
+    def watch():
+        try:
+            while not done.is_set():
+                seen.append(Reminder.objects.filter(status="pending").exclude(handed_at=None).count())
+        finally:
+            connections.close_all()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        run = services.dunning_run_execute(now=now)
+    finally:
+        done.set()
+        watcher.join()
+    assert run.sent == 300 and not run.error, run.error
+    assert_exactly_once(sim, orders)
+    assert len(seen) > 20 and max(seen) > 0, "the watcher saw the run at work"
+    assert max(seen) <= 8, max(seen)
+
+
+def test_a_process_learns_once_that_the_provider_makes_calls_wait(sim, now, settings):
+    """The first chunk probes the provider with calls in the run's thread; the chunks after it in
+    the same process go to the sending threads at once, and every reminder still goes out once."""
+    from dunning.services import sending
+
+    settings.DUNNING_BATCH_SIZE = 50
+    orders = due(200)
+    run = services.dunning_run_execute(now=now)
+    assert run.sent == 200, run.error
+    share, _at = sending._LEARNT[settings.EMAIL_BACKEND]
+    assert share < sending.CPU_BOUND_SHARE
+    assert_exactly_once(sim, orders)
