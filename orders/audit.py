@@ -103,27 +103,29 @@ class _Details:
         except (InvalidOperation, ValueError):
             return str(value)
 
-    def day(self, key: str) -> str:
-        """An ISO date or datetime as the local calendar day ("5. Nov. 2026")."""
+    def _parsed(self, key: str) -> datetime.datetime | str:
+        """The ISO date or datetime stored under `key`; "" when missing, the raw text when unreadable."""
         value = self.get(key)
         if value is None:
             return ""
         try:
-            parsed = datetime.datetime.fromisoformat(str(value))
+            return datetime.datetime.fromisoformat(str(value))
         except ValueError:
             return str(value)
+
+    def day(self, key: str) -> str:
+        """An ISO date or datetime as the local calendar day ("5. Nov. 2026")."""
+        parsed = self._parsed(key)
+        if isinstance(parsed, str):
+            return parsed
         day = local_date(parsed) if parsed.tzinfo else parsed.date()
         return format_day(day, self.language)
 
     def moment(self, key: str) -> str:
         """An ISO datetime as local day and time."""
-        value = self.get(key)
-        if value is None:
-            return ""
-        try:
-            parsed = datetime.datetime.fromisoformat(str(value))
-        except ValueError:
-            return str(value)
+        parsed = self._parsed(key)
+        if isinstance(parsed, str):
+            return parsed
         if parsed.tzinfo:
             parsed = parsed.astimezone(tz())
         return f"{format_day(parsed.date(), self.language)}, {parsed:%H:%M}"
