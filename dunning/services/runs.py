@@ -160,14 +160,8 @@ def chunks_dispatch(run: DunningRun, work: list[tuple[int, Iterable[int]]], *, n
     then queue one task per chunk (`fan_out`) or work them here. A chunk that cannot be queued
     (broker down) is worked here: nothing is lost and nothing waits for a queue that is not there.
     Returns the chunk ids."""
-    size = max(1, settings.DUNNING_BATCH_SIZE)
     with transaction.atomic():
-        chunks = DunningRunChunk.objects.bulk_create([
-            DunningRunChunk(run=run, level=level, order_ids=list(ids), queued_at=now)
-            for level, order_ids in work for ids in chunked(order_ids, size)])
-        run.details = {**(run.details or {}), "chunks": len(chunks)}
-        run.save(update_fields=["details"])
-    ids = [c.pk for c in chunks]
+        ids = _chunks_write(run, work, now=now)
     here = ids
     if fan_out:
         here = []
@@ -179,6 +173,18 @@ def chunks_dispatch(run: DunningRun, work: list[tuple[int, Iterable[int]]], *, n
     if not ids:
         dunning_run_finish(run.pk)
     return ids
+
+
+def _chunks_write(run: DunningRun, work: list[tuple[int, Iterable[int]]], *, now: datetime.datetime) -> list[int]:
+    """The chunks of `run`: per level of `work`, DUNNING_BATCH_SIZE orders each; their count goes
+    into the run's details. Returns their ids (call inside the caller's transaction)."""
+    size = max(1, settings.DUNNING_BATCH_SIZE)
+    chunks = DunningRunChunk.objects.bulk_create([
+        DunningRunChunk(run=run, level=level, order_ids=list(ids), queued_at=now)
+        for level, order_ids in work for ids in chunked(order_ids, size)])
+    run.details = {**(run.details or {}), "chunks": len(chunks)}
+    run.save(update_fields=["details"])
+    return [c.pk for c in chunks]
 
 
 def _queue_chunk(chunk_id: int) -> bool:
@@ -420,15 +426,11 @@ def notify_queue(*, order_ids: list[int], level: int, user, now: datetime.dateti
     unreachable when the first chunk is queued, the run is closed with that error and nothing is
     sent; should it fail later, the chunks not queued are closed as not sent (the staff see how
     many on the result page)."""
-    size = max(1, settings.DUNNING_BATCH_SIZE)
     with transaction.atomic():
         run = DunningRun.objects.create(trigger=DunningRun.Trigger.MANUAL, started_at=now, started_by=user,
                                         details={"level": level, "selected": len(order_ids), "queued": True})
-        chunks = DunningRunChunk.objects.bulk_create([
-            DunningRunChunk(run=run, level=level, order_ids=ids, queued_at=now) for ids in chunked(order_ids, size)])
-        run.details = {**run.details, "chunks": len(chunks)}
-        run.save(update_fields=["details"])
-        transaction.on_commit(partial(_enqueue, run=run, chunk_ids=[c.pk for c in chunks]))
+        chunk_ids = _chunks_write(run, [(level, order_ids)], now=now)
+        transaction.on_commit(partial(_enqueue, run=run, chunk_ids=chunk_ids))
     run.refresh_from_db()
     return run
 
