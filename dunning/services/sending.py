@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail import EmailMultiAlternatives
 from django.db import InterfaceError, OperationalError, transaction
 from django.db import connection as db_connection
 from django.utils.translation import gettext_noop
@@ -36,13 +36,23 @@ from common.i18n import stored_text
 from orders.audit import order_events_log
 from orders.models import Order, OrderEvent
 from webhooks.models import EventType
-from webhooks.services import events_emit
+from webhooks.services import endpoints_wanting, events_emit
 
 from .. import letters, selectors
 from ..models import DunningConfig, DunningLevel, DunningRun, EmailTemplate, Reminder, ReminderAssignment
 from ..selectors import Skip
 from ..templating import CompiledTemplate, RenderedEmail, render_reminder
-from .providers import AMBIGUOUS, PERMANENT, SENT, THROTTLED, TRANSIENT, build_message, error_text, send_message
+from .providers import (
+    AMBIGUOUS,
+    PERMANENT,
+    SENT,
+    THROTTLED,
+    TRANSIENT,
+    build_message,
+    error_text,
+    provider_connection,
+    send_message,
+)
 from .ratelimit import rate_limiter
 from .reminders import (
     WentOut,
@@ -234,6 +244,11 @@ class SendBatch:
         self._connections: list = []
         self._connections_lock = threading.Lock()
         self._letter_assets: letters.LetterAssets | None = None
+        # The webhook endpoints that want "reminder sent", read once per batch (a chunk of at most
+        # DUNNING_BATCH_SIZE orders) instead of once per write-back: an endpoint added or switched
+        # off while a chunk is sent applies from the next chunk (docs/rules/api-and-webhooks.md).
+        self._endpoint_accounts = {c.sales_account_id for c in configs}
+        self.endpoints = None  # read at the first write-back of a sent reminder
 
     # --- claiming ---
 
@@ -366,8 +381,7 @@ class SendBatch:
     def _thread_connection(self):
         connection = getattr(self._local, "connection", None)
         if connection is None:
-            connection = get_connection()
-            connection.open()
+            connection = provider_connection()
             self._local.connection = connection
             with self._connections_lock:
                 self._connections.append(connection)
@@ -567,10 +581,14 @@ class SendBatch:
                 [(item.order_id, {"level": self.level, "trigger": self.trigger, "reminder": item.reminder_id})
                  for item, _ in sent],
                 action=OrderEvent.Action.REMINDER_SENT, at=self.now, user=self.user)
+            accounts = {item.sales_account_id for item, _ in sent}
+            if self.endpoints is None or not accounts <= self._endpoint_accounts:
+                self._endpoint_accounts |= accounts  # (an account without a config of its own: not expected)
+                self.endpoints = endpoints_wanting(EventType.REMINDER_SENT, self._endpoint_accounts)
             events_emit(EventType.REMINDER_SENT, [
                 (item.sales_account_id, {"order_number": item.order_number, "level": self.level,
                                          "trigger": self.trigger, "sent_at": self.now.isoformat()})
-                for item, _ in sent], now=self.now)
+                for item, _ in sent], now=self.now, endpoints=self.endpoints)
         by_error: dict[str, list[int]] = defaultdict(list)
         for item, err in failed:
             by_error[err].append(item.reminder_id)

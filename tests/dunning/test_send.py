@@ -291,13 +291,13 @@ def test_address_that_bounced_gets_no_further_reminder_until_corrected(config, a
 
 def test_a_level_with_nothing_due_opens_no_mail_connection(config, assignments, monkeypatch, now):
     opened = []
-    real = sending.get_connection
+    real = sending.provider_connection
 
     def counting(*args, **kwargs):
         opened.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sending, "get_connection", counting)
+    monkeypatch.setattr(sending, "provider_connection", counting)
     services.dunning_run_execute(now=now)
     assert opened == []
     OrderFactory(ordered_at=berlin(2026, 10, 1))
