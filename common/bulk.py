@@ -99,6 +99,7 @@ def _copy(model: type[models.Model], fields: list[models.Field], rows: Iterable[
         for wrapper in reversed(connection.execute_wrappers):
             run = functools.partial(wrapper, run)
         started = time.monotonic()
-        run(sql, None, False, {"connection": connection, "cursor": cursor})
+        with connection.wrap_database_errors:  # psycopg's errors as Django's (IntegrityError, ...)
+            run(sql, None, False, {"connection": connection, "cursor": cursor})
         if connection.queries_logged:  # what CursorDebugWrapper logs for a statement (assertNumQueries)
             connection.queries_log.append({"sql": f"{sql} -- {n} rows", "time": f"{time.monotonic() - started:.3f}"})

@@ -27,10 +27,11 @@ from typing import TypeVar
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db import connection as db_connection
 from django.utils.translation import gettext_noop
 
+from common.bulk import insert_rows
 from common.dates import local_today
 from common.i18n import stored_text
 from orders.audit import order_events_log
@@ -313,10 +314,7 @@ class SendBatch:
                     rendered_by_order[order.id] = rendered
                     rows_by_order[order.id] = row
                 rows.append(row)
-            # ON CONFLICT DO NOTHING: should a concurrent run have won the race, its row stands.
-            Reminder.objects.bulk_create(rows, ignore_conflicts=True)
-            claimed_ids = dict(Reminder.objects.filter(claim=claim, status=Reminder.Status.PENDING)
-                               .values_list("order_id", "id"))
+            claimed_ids = self._insert_claimed(rows, claim) if rows else {}
         unclaimed = set(chunk) - set(orders)
         if unclaimed:
             for order_id, reason in self._diagnose(unclaimed).items():
@@ -335,6 +333,26 @@ class SendBatch:
             self._claim_locks[key] = len(items)
             self._settle([])  # nothing claimed: the lock goes at once
         return items
+
+    def _insert_claimed(self, rows: list[Reminder], claim: uuid.UUID) -> dict[int, int]:
+        """INSERT the claim's reminders; returns order id -> reminder id of its pending ones.
+
+        The orders are locked by this transaction and none had a live reminder of this level after
+        the lock (`live`), and only a claim inserts reminders, so no row can conflict: they go in by
+        COPY (common/bulk.py), a third of the CPU of the ORM's INSERT. Should the unique constraint
+        fire all the same, the savepoint is rolled back and they go in with ON CONFLICT DO NOTHING:
+        the row already there stands."""
+        try:
+            with transaction.atomic():
+                insert_rows(Reminder, rows)
+        except IntegrityError:
+            logger.warning("a claim's reminders conflicted with a live one; inserting those that do not")
+            for row in rows:
+                row.pk = None
+            Reminder.objects.bulk_create(rows, ignore_conflicts=True)
+            return dict(Reminder.objects.filter(claim=claim, status=Reminder.Status.PENDING)
+                        .values_list("order_id", "id"))
+        return {row.order_id: row.pk for row in rows if row.status == Reminder.Status.PENDING}
 
     def _settle(self, items: list[_Claimed]) -> None:
         """`items` were handed over or withdrawn: a claim none of whose reminders waits any more

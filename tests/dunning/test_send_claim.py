@@ -96,3 +96,27 @@ def test_a_partial_bank_payment_is_in_the_claim_a_reminder_states(claim_config, 
     # no default before the first reminder's deadline: principal 49.90, paid 20.00, 29.90 due, nothing else
     assert reminder.claim_snapshot == {"principal": "49.90", "paid": "20.00", "fees": "0.00", "flat_fee": "0.00",
                                        "interest": "0.00", "total_due": "29.90"}
+
+
+@pytest.mark.parametrize("others", [1, 60])  # 60: past common.bulk.COPY_MIN_ROWS, by COPY on PostgreSQL
+def test_a_claim_that_conflicts_after_all_keeps_the_live_reminder_and_inserts_the_rest(config, assignments, now,
+                                                                                       others):
+    """The claim's reminders go in by COPY; should the unique constraint fire all the same (a live
+    reminder written by something that did not lock the order), the row already there stands and
+    the others are claimed."""
+    import uuid
+
+    from dunning.services.sending import SendBatch
+
+    taken = OrderFactory(ordered_at=berlin(2026, 10, 1))
+    free = [OrderFactory(ordered_at=berlin(2026, 10, 1)) for _ in range(others)]
+    live = Reminder.objects.create(order=taken, level=1, trigger="manual", recipient="x@example.com", subject="s",
+                                   body="b", created_at=now)
+    batch = SendBatch(level=1, trigger="automatic", now=now, user=None, run=None, configs=[config])
+    claim = uuid.uuid4()
+    rows = [Reminder(order=o, level=1, trigger="automatic", recipient=o.customer_email, subject="s", body="b",
+                     created_at=now, claim=claim) for o in (taken, *free)]
+    claimed = batch._insert_claimed(rows, claim)
+    assert set(claimed) == {o.id for o in free}
+    assert Reminder.objects.get(order=taken, level=1) == live
+    assert set(Reminder.objects.filter(pk__in=claimed.values()).values_list("claim", flat=True)) == {claim}
