@@ -54,7 +54,7 @@ from .providers import (
     provider_connection,
     send_message,
 )
-from .ratelimit import rate_limiter
+from .ratelimit import LocalLimiter, rate_limiter
 from .reminders import (
     WentOut,
     reminders_mark_failed,
@@ -649,26 +649,39 @@ class _Recorder:
     """The pipeline once calls wait for the provider (a thread pool sends them): a thread of its own
     with its own database connection writes back answered reminders as soon as they arrive, in
     whatever set has gathered while the previous one was written (one transaction each), while
-    the run's thread claims and hands over. A slot (`window` of them) is taken when a reminder is
-    handed over and freed only when its result is committed, so at most `window` reminders are ever
-    handed over and not written back, whatever the threads do: what a crash leaves unknown. The
-    answer frees its slot within one write-back of arriving instead of waiting for a claim the
-    run's thread is busy with.
+    the run's thread claims. A slot (`window` of them) is taken when a reminder is handed over and
+    freed only when its result is committed, so at most `window` reminders are ever handed over and
+    not written back, whatever the threads do: what a crash leaves unknown.
 
-    Shared state is guarded by `cond`: `used` (slots), `answered` (results for the recording thread),
-    `again` (429 with Retry-After: handed over again by the run's thread, keeping their slot)."""
+    Without a shared rate limit the recording thread also hands over: in the transaction that writes
+    back a set of results it marks as many claimed reminders as handed over as that set frees (and
+    any slot free besides), and sends them once it commits. A slot is thus taken again the moment it
+    is freed, in the same commit, instead of waiting for the run's thread, which may be busy with a
+    claim (measured: docs/benchmarks-sending.md). The run's thread hands over the first window, what
+    a 429 sends again, and everything when a rate limit applies (its tokens are taken per hand-over).
+
+    Shared state is guarded by `cond`: `used` (slots, including those reserved for a hand-over being
+    committed), `queue` (claimed reminders not yet handed over, and 429s waiting to go again),
+    `answered` (results for the recording thread), `again` (429 with Retry-After: handed over again
+    by the run's thread, keeping their slot), `to_settle` (handed over by the recording thread: the
+    run's thread drops their claim's advisory lock, which its own session holds)."""
 
     def __init__(self, batch: SendBatch, window: int) -> None:
         self.batch = batch
         self.window = window
         self.cond = threading.Condition()
         self.used = 0
+        self.queue: deque[_Claimed] = deque()
         self.answered: list[tuple[_Claimed, str, str, str]] = []
         self.again: list[tuple[_Claimed, float]] = []
+        self.to_settle: list[_Claimed] = []
         self.futures: set[Future] = set()
         self.stop_error = ""
         self.failure: BaseException | None = None  # the recording thread's, raised in the run's thread
         self.closing = False
+        # the shared token bucket is taken per hand-over by the run's thread; without one (only a
+        # 429's pause, this process's own) the recording thread may hand over too
+        self.hands_over = isinstance(batch.limiter, LocalLimiter)
         self.thread = threading.Thread(target=self._record_loop, name="dunning-record", daemon=True)
         self.thread.start()
 
@@ -710,7 +723,33 @@ class _Recorder:
                 self.stop_error = err  # hand nothing more over; let what is in flight finish
             self.cond.notify_all()
 
+    def _send(self, items: list[_Claimed]) -> None:
+        """Submit handed-over `items` to the sending threads (their slots are already counted)."""
+        submitted = []
+        for item in items:
+            with self.cond:  # known before its callback (which takes the lock) can run
+                future = self.batch._pool.submit(self.batch._send_one, item)
+                self.futures.add(future)
+            submitted.append((future, item))
+        for future, item in submitted:
+            future.add_done_callback(lambda f, item=item: self._done(item, f))
+
     # --- the recording thread ---
+
+    def _take_fresh(self, freed: int) -> list[_Claimed]:
+        """Under `cond`: claimed reminders to hand over in the transaction that writes back `freed`
+        results, as many as slots are free once it commits; their slots are reserved at once, so
+        the run's thread cannot give them away meanwhile."""
+        if not self.hands_over or self.stop_error or self.failure is not None or self.closing:
+            return []
+        if self.batch.limiter.take(1)[0] == 0:  # a 429's pause is on
+            return []
+        fresh: list[_Claimed] = []
+        room = self.window - self.used + freed
+        while room > len(fresh) and self.queue and not self.queue[0].handed:
+            fresh.append(self.queue.popleft())
+        self.used += len(fresh)
+        return fresh
 
     def _record_loop(self) -> None:
         from django.db import connections
@@ -723,23 +762,37 @@ class _Recorder:
                     if not self.answered:
                         return
                     results, self.answered = self.answered, []
+                    fresh = self._take_fresh(len(results))
                 try:
-                    written = retrying(lambda r=results: self._write(r))
+                    written, still = retrying(lambda r=results, f=fresh: self._write(r, f))
                 except BaseException as exc:
                     with self.cond:
                         self.failure = self.failure or exc
+                        self.queue.extendleft(reversed(fresh))  # never handed over: claimed, as before
+                        self.used -= len(fresh)
                         self.cond.notify_all()
                     return
+                handed = [i for i in fresh if i.reminder_id in still]
                 with self.cond:
                     self.batch._count(*written)
-                    self.used -= len(results)
+                    for item in fresh:
+                        item.handed = True
+                        if item.reminder_id not in still:  # withdrawn meanwhile (our session was lost)
+                            self.batch.outcome.skipped[item.order_id] = Skip.IN_FLIGHT
+                    self.used -= len(results) + len(fresh) - len(handed)
+                    self.to_settle.extend(fresh)
                     self.cond.notify_all()
+                self._send(handed)
         finally:
             connections.close_all()  # this thread's own connection
 
-    def _write(self, results):
+    def _write(self, results, fresh: list[_Claimed]):
+        """One transaction: write back `results`, mark `fresh` as handed over (the reminder ids still
+        ours). Safe to repeat whole (`retrying`)."""
         with transaction.atomic():
-            return self.batch._write_back(results)
+            written = self.batch._write_back(results)
+            still = self.batch._mark_handed(fresh) if fresh else set()
+        return written, still
 
     # --- the run's thread ---
 
@@ -756,64 +809,83 @@ class _Recorder:
     def run(self, queue: deque[_Claimed], ids, group: int, stop_error: str) -> None:
         batch = self.batch
         exhausted = False
-        self.stop_error = self.stop_error or stop_error
+        with self.cond:
+            self.queue.extend(queue)
+            queue.clear()
+            self.stop_error = self.stop_error or stop_error
         pause = 0.0
         while True:
             with self.cond:
                 if self.failure is not None:
                     raise self.failure
                 again, self.again = self.again, []
+                settle, self.to_settle = self.to_settle, []
+                for item, _retry_after in again:
+                    self.queue.appendleft(item)  # handed over again: it keeps its handed_at and its slot
                 free = self.window - self.used
                 stop_error = self.stop_error
-            for item, retry_after in again:
+                waiting = len(self.queue)
+                hand_over = bool(self.queue) and not stop_error and (free > 0 or self.queue[0].handed)
+                if hand_over:
+                    retaken = list(itertools.takewhile(lambda i: i.handed, self.queue))
+                    want = len(retaken) + min(max(free, 0), len(self.queue) - len(retaken))
+            if settle:
+                batch._settle(settle)
+            for _item, retry_after in again:
                 batch.limiter.pause(retry_after)
-                queue.appendleft(item)  # handed over again: it keeps its handed_at and its slot
-            if queue and not stop_error and (free > 0 or queue[0].handed):
-                retaken = list(itertools.takewhile(lambda i: i.handed, queue))
-                want = len(retaken) + min(max(free, 0), len(queue) - len(retaken))
+            if hand_over:
                 granted, pause = batch.limiter.take(want)
                 if granted:
-                    items = [queue.popleft() for _ in range(granted)]
-                    fresh = sum(1 for i in items if not i.handed)
                     with self.cond:
+                        items = [self.queue.popleft() for _ in range(min(granted, len(self.queue)))]
+                        fresh = sum(1 for i in items if not i.handed)
                         self.used += fresh  # taken before handed_at is written: the bound holds throughout
                     taken = len(items)
-                    items = retrying(lambda i=items: batch._flush([], i))
+                    try:
+                        items = retrying(lambda i=items: batch._flush([], i))
+                    except BaseException:
+                        with self.cond:  # not handed over: claimed, as before (withdrawn by release)
+                            self.queue.extendleft(reversed([i for i in items if not i.handed]))
+                            self.used -= fresh
+                        raise
                     if len(items) < taken:  # withdrawn meanwhile (our session was lost): not sent
                         with self.cond:
                             self.used -= taken - len(items)
-                    for item in items:
-                        with self.cond:  # known before its callback (which takes the lock) can run
-                            future = batch._pool.submit(batch._send_one, item)
-                            self.futures.add(future)
-                        future.add_done_callback(lambda f, item=item: self._done(item, f))
+                    self._send(items)
                     continue
-            if not exhausted and not stop_error and len(queue) < self.window:
+            if not exhausted and not stop_error and waiting < self.window:
                 chunk = list(itertools.islice(ids, group))
                 if chunk:
-                    queue.extend(retrying(lambda chunk=chunk: batch.claim(chunk)))
+                    claimed = retrying(lambda chunk=chunk: batch.claim(chunk))
+                    with self.cond:
+                        self.queue.extend(claimed)
                 else:
                     exhausted = True
                 continue
             with self.cond:
-                held = sum(1 for i in queue if i.handed)  # answered 429, waiting to go again
-                if self.used == held and not self.answered and (not queue or self.stop_error):
+                held = sum(1 for i in self.queue if i.handed)  # answered 429, waiting to go again
+                if (self.used == held and not self.answered and not self.to_settle
+                        and (not self.queue or self.stop_error)):
                     break
+                if self.again or self.to_settle or self.failure is not None:
+                    continue
                 # wait for a slot, a 429 or the end; with a rate pause, at most that long
                 self.cond.wait(timeout=min(max(pause, 0.001), 1.0) if pause else 1.0)
         if self.stop_error:
-            batch.release_unsent(list(queue))
+            with self.cond:
+                unsent, self.queue = list(self.queue), deque()
+            batch.release_unsent(unsent)
             raise ProviderUnavailable(self.stop_error, batch.outcome)
 
     def close(self) -> None:
         """Let what is in flight finish (cancelling what has not started) and its results be written."""
         with self.cond:
+            self.closing = True  # the recording thread hands nothing more over
             futures = list(self.futures)
         for future in futures:
             future.cancel()
         wait(futures)
         with self.cond:
-            self.closing = True
             self.cond.notify_all()
         self.thread.join()
 
