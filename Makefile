@@ -46,10 +46,13 @@ bench: install
 bench-letters: install
 	DJANGO_DEBUG=false $(PY) scripts/bench_letters.py $(BENCH_ARGS)
 
-# camt.053 import: 100,000 credit entries against 1,000,000 orders (PostgreSQL only; BENCH_ARGS="--entries 10000")
+# sending: 10,000 due reminders against the provider simulator at 0 and 50 ms, one and two Celery
+# workers, the per-order design, the rate limit and a 300-order Notify (PostgreSQL and Redis;
+# writes docs/benchmarks-sending.md)
 bench-sending: install
 	DJANGO_DEBUG=false $(PY) scripts/bench_sending.py $(BENCH_ARGS)
 
+# camt.053 import: 100,000 credit entries against 1,000,000 orders (PostgreSQL only; BENCH_ARGS="--entries 10000")
 bench-payments: install
 	DJANGO_DEBUG=false $(PY) scripts/bench_payments.py --output docs/benchmarks-payments.md $(BENCH_ARGS)
 
