@@ -508,6 +508,7 @@ class SendBatch:
         stop_error = ""
         exhausted = False
         throttled = 0  # handed over, answered 429, waiting in the queue to go again
+        claimed_any = False
         try:
             while True:
                 more = bool(queue) and not stop_error  # claimed reminders wait for a slot
@@ -531,13 +532,18 @@ class SendBatch:
                         try:
                             recorder.adopt(in_flight, results, throttled)
                             in_flight, results, throttled = {}, [], 0
-                            recorder.run(queue, ids, group, stop_error)
+                            recorder.run(queue, ids, large_group if recorder.hands_over else group, stop_error)
                         finally:
                             recorder.close()
                         return
                     continue
                 if not exhausted and not stop_error and len(queue) < window:
                     size = group if (self._pool is not None or self._probed < PROBE_CALLS) else large_group
+                    if not claimed_any and self._probed >= PROBE_CALLS and self._cpu_share < CPU_BOUND_SHARE:
+                        # the calls are known to wait: the first claim fills one window, so sending starts
+                        # sooner, and the recording thread hands over while the rest is claimed
+                        size = min(size, window)
+                    claimed_any = True
                     chunk = list(itertools.islice(ids, size))
                     if chunk:
                         queue.extend(retrying(lambda chunk=chunk: self.claim(chunk)))
