@@ -65,7 +65,7 @@ def insert_values(model: type[models.Model], attnames: Sequence[str], values: Se
 
 def _insert(model: type[models.Model], fields: list[models.Field], values: Sequence[Sequence[Any]]) -> None:
     """A few rows: one plain multi-row INSERT (the ORM's bulk_create of model instances cost several
-    times the statement for the sender's sets of a few audit rows, docs/performance-notes.md)."""
+    times the statement for the sender's sets of a few audit rows, docs/benchmarks-sending.md)."""
     from psycopg.types.json import Jsonb
 
     table = connection.ops.quote_name(model._meta.db_table)

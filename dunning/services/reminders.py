@@ -51,7 +51,7 @@ def orders_mark_reminded(order_ids: Iterable[int], *, level: int, at: datetime.d
     order_ids = list(order_ids)
     if db_connection.vendor == "postgresql":
         # the same UPDATE in plain SQL: the sender calls this once per written-back set, often for a
-        # few orders, and compiling the ORM's UPDATE cost more than running it (docs/performance-notes.md)
+        # few orders, and compiling the ORM's UPDATE cost more than running it (docs/benchmarks-sending.md)
         with db_connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {Order._meta.db_table} SET reminders_sent = %s, last_reminder_at = %s, "  # noqa: S608
