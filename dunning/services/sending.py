@@ -843,10 +843,18 @@ class _Recorder:
                 granted, pause = batch.limiter.take(want)
                 if granted:
                     with self.cond:
-                        items = [self.queue.popleft() for _ in range(min(granted, len(self.queue)))]
+                        # counted again under the lock: the recording thread may have taken slots since
+                        room = self.window - self.used
+                        items = []
+                        while self.queue and len(items) < granted and (self.queue[0].handed or room > 0):
+                            item = self.queue.popleft()
+                            room -= 0 if item.handed else 1
+                            items.append(item)
                         fresh = sum(1 for i in items if not i.handed)
                         self.used += fresh  # taken before handed_at is written: the bound holds throughout
                     taken = len(items)
+                    if not items:
+                        continue
                     try:
                         items = retrying(lambda i=items: batch._flush([], i))
                     except BaseException:
