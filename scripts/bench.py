@@ -246,10 +246,12 @@ def churn_orders(n: int, now: datetime.datetime) -> dict:
         cursor.execute(
             f"INSERT INTO {table} (sales_account_id, payment_method_id, number, customer_name, "  # noqa: S608
             "customer_email, language, total, currency, ordered_at, dunning_blocked, dunning_block_reason, "
-            "reminders_sent, customer_is_business, updated_at) "
+            "reminders_sent, customer_is_business, updated_at, customer_number, customer_street, customer_postcode, "
+            "customer_city, customer_country) "
             "SELECT (%s::bigint[])[1 + g %% %s], (%s::bigint[])[1 + (g / 3) %% %s], 'C' || %s || '-' || g, "
             "'Kunde C' || g, 'c' || g || '@example.com', '', 5 + (g %% 400), 'EUR', "
-            "%s - (g %% 60) * interval '1 day', false, '', 0, false, %s FROM generate_series(1, %s) AS g",
+            "%s - (g %% 60) * interval '1 day', false, '', 0, false, %s, '', '', '', '', '' "
+            "FROM generate_series(1, %s) AS g",
             [accounts, len(accounts), methods, len(methods), stamp, now, now, n - n // 2])
         added = cursor.rowcount
     return {"paid": paid, "added": added, "seconds": time.perf_counter() - start}
@@ -271,12 +273,12 @@ def measure_pages(repeat: int) -> list[dict]:
                   "/orders/open-payments/notify/?dunning_level=1&select_across=1"))
     for label, url in pages:
         for _ in range(2):
-            client.get(url)  # warm up
+            client.get(url, secure=True)  # warm up (secure: the bench runs with DEBUG off, which redirects http)
         samples, queries, status = [], set(), None
         for _ in range(repeat):
             with CaptureQueriesContext(connection) as ctx:
                 start = time.perf_counter()
-                response = client.get(url)
+                response = client.get(url, secure=True)
                 samples.append(time.perf_counter() - start)
             status = response.status_code
             queries.add(len(ctx.captured_queries))
