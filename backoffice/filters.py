@@ -279,6 +279,31 @@ class OpenOrderFilter(django_filters.FilterSet):
         self.errors  # noqa: B018 - validates the form
         return DunningLevel.from_param(self.form.cleaned_data.get("dunning_level"))
 
+    def totals_where(self) -> dict | None:
+        """The valid filters but the level as values of the columns of the open orders' totals
+        (orders.open_totals; `backoffice.selectors.level_totals`), or None when one of them is not
+        such a column (a search, days overdue, flagged, a reminder filter, closed orders)."""
+        where: dict = {}
+        if not self.is_bound:
+            return where
+        self.errors  # noqa: B018 - validates the form
+        for name, value in self.form.cleaned_data.items():
+            if name in ("dunning_level", "o") or value in EMPTY_VALUES:
+                continue
+            if name == "sales_account":
+                where["sales_account_id"] = value.pk
+            elif name == "payment_method":
+                where["payment_method_id"] = value.pk
+            elif name == "blocked":
+                where["dunning_blocked"] = value == "true"
+            elif name == "currency":
+                where["currency"] = value.upper()
+            elif name == "q" and not value.strip():
+                continue
+            else:
+                return None
+        return where
+
     def qs_without(self, *names: str) -> QuerySet[Order]:
         """The queryset filtered by every valid filter except `names` (and unsorted)."""
         qs = self.queryset.all()

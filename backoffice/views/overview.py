@@ -127,8 +127,9 @@ def open_payments(request: HttpRequest) -> HttpResponse:
     filterset = OpenOrderFilter(request.GET, queryset=base, now=now, configs=configs)
     level = filterset.level
     # the tab counts and the money per currency, in one query
+    # (from the open orders' totals the database keeps when the filters and the configs allow)
     totals = level_totals(filterset.qs_without("dunning_level"), now=now, configs=configs,
-                          open_only=filterset.list_state == STATE_OPEN)
+                          open_only=filterset.list_state == STATE_OPEN, where=filterset.totals_where())
     counts, sums = totals.counts, totals.sums
     paginator = CappedPaginator(
         filterset.qs,
