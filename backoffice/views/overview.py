@@ -32,6 +32,7 @@ from ..filters import (
     YES_NO,
     OpenOrderFilter,
 )
+from ..overview_rows import rows_html
 from ..permissions import back_office_required
 from ..selectors import CappedPaginator, closed_orders_matching, level_totals, open_orders, with_badges
 from .selection import MAX_SELECTED_IDS
@@ -198,6 +199,7 @@ def open_payments(request: HttpRequest) -> HttpResponse:
             "actions": [(key, action.label, key == "cancel" and not can_cancel)
                         for key, action in BULK_ACTIONS.items()],
             "checked_ids": checked,
+            "rows_html": rows_html(orders, checked_ids=checked),
             "search": search,
             "closed_orders": closed[:CLOSED_SHOWN],
             "closed_more": len(closed) > CLOSED_SHOWN,
