@@ -44,10 +44,11 @@ COUNT_CAP = 10_000
 NOTIFY_SAMPLE = 50  # orders named on the Notify confirmation, each list; the rest via the overview
 
 
-def open_orders(*, now: datetime.datetime, configs: Iterable[DunningConfig]) -> QuerySet[Order]:
+def open_orders(*, now: datetime.datetime, configs: Iterable[DunningConfig],
+                with_level: bool = True) -> QuerySet[Order]:
     """All open orders with what the overview shows of their account and payment method and
-    their current level (NULL when in none)."""
-    return overview_orders(now=now, configs=configs)
+    their current level (NULL when in none; `with_level` False: without it)."""
+    return overview_orders(now=now, configs=configs, with_level=with_level)
 
 
 def closed_orders_matching(search: str) -> QuerySet[Order]:
