@@ -219,61 +219,101 @@ _CENT = Decimal("0.01")
 def open_totals_by_level(*, now: datetime.datetime, configs: list[DunningConfig],
                          where: dict[str, Any]) -> LevelTotals | None:
     """`level_totals` of the open orders with the column values `where` (TOTALS_COLUMNS), read from
-    the open orders' totals the database keeps (orders.open_totals: a few thousand buckets instead
-    of 100,000 open orders, and no visibility map to depend on), in one query. Each bucket's level
-    is the level rule in local days (`dunning.selectors.level_day_terms`). None when the totals
-    cannot answer (a config with a minimum amount or a first order day, the triggers not installed
-    for TIME_ZONE): the caller reads the orders instead."""
+    the open orders' totals the database keeps (orders.open_totals), in one query that reads a few
+    hundred rows whatever the number of orders, and no visibility map to depend on. None when the
+    totals cannot answer (a config with a minimum amount or a first order day, the triggers not
+    installed for TIME_ZONE): the caller reads the orders instead.
+
+    Each level's orders are counted as (a) the group rows of its reminders sent and its configs'
+    (account, method) pairs, less (b) the day rows of those pairs that miss the level's days, which
+    can only be among the newest days (ordered after the earliest cut-off of the level, or reminded
+    after it: an index range each), plus (c) the deltas not folded yet, each given its level by
+    the rule in local days (`dunning.selectors.level_day_terms`). The count of all open orders is
+    (a) plus (c)."""
     if not open_totals.usable():
         return None
     active = [c for c in configs if c.is_active]
-    whens, params = [], []
+    day = (lambda d: d) if connection.vendor == "postgresql" else (lambda d: d.isoformat())
+    base_whens, level_whens, level_params, ranges, range_params = [], [], [], [], []
     for level in DunningLevel:
         terms = level_day_terms(level, now=now, configs=active, clamp_days=open_totals.CLAMP_DAYS)
         if terms is None:
             return None
+        if not terms:
+            continue
+        sent = int(level.reminders_sent)
         parts = []
         for (ordered_by, reminded_by), pairs in sorted(terms.items(), key=lambda item: sorted(item[1])):
-            conditions = [" OR ".join(
+            pairs_sql = " OR ".join(
                 f"(sales_account_id IN ({', '.join(str(int(a)) for a in accounts)}) "
                 f"AND payment_method_id IN ({', '.join(str(int(m)) for m in methods)}))"
-                for accounts, methods in pair_blocks(pairs))]
+                for accounts, methods in pair_blocks(pairs))
+            conditions = [pairs_sql]
             if ordered_by is not None:
                 conditions.append("ordered_day <= %s")
-                params.append(ordered_by)
+                level_params.append(day(ordered_by))
             if reminded_by is not None:
                 conditions.append("reminded_day <= %s")
-                params.append(reminded_by)
+                level_params.append(day(reminded_by))
             parts.append("(" + ") AND (".join(conditions) + ")")
-        if parts:
-            whens.append(f"WHEN reminders_sent = {int(level.reminders_sent)} "
-                         f"THEN CASE WHEN ({') OR ('.join(parts)}) THEN {int(level.value)} END")
-    level_sql = f"CASE WHEN dunning_blocked THEN NULL {' '.join(whens)} END" if whens else "NULL"
+        all_pairs = set().union(*terms.values())
+        every_pair = " OR ".join(
+            f"(sales_account_id IN ({', '.join(str(int(a)) for a in accounts)}) "
+            f"AND payment_method_id IN ({', '.join(str(int(m)) for m in methods)}))"
+            for accounts, methods in pair_blocks(all_pairs))
+        base_whens.append(f"WHEN reminders_sent = {sent} THEN CASE WHEN {every_pair} THEN {int(level.value)} END")
+        level_whens.append(f"WHEN reminders_sent = {sent} THEN CASE WHEN ({') OR ('.join(parts)}) "
+                           f"THEN {int(level.value)} END")
+        # the day rows that may miss the level: ordered after its earliest cut-off, or reminded after it
+        ordered_cuts = [o for o, _ in terms if o is not None]
+        reminded_cuts = [r for _, r in terms if r is not None]
+        if ordered_cuts:
+            ranges.append(f"(reminders_sent = {sent} AND ordered_day > %s)")
+            range_params.append(day(min(ordered_cuts)))
+        if reminded_cuts:
+            ranges.append(f"(reminders_sent = {sent} AND reminded_day > %s)")
+            range_params.append(day(min(reminded_cuts)))
+    base_sql = f"CASE WHEN dunning_blocked THEN NULL {' '.join(base_whens)} END" if base_whens else "NULL"
+    level_sql = f"CASE WHEN dunning_blocked THEN NULL {' '.join(level_whens)} END" if level_whens else "NULL"
     filters, filter_params = ["1 = 1"], []
     for column, value in where.items():
         if column not in TOTALS_COLUMNS:
             raise ValueError(f"the open orders' totals have no column {column!r}")
         filters.append(f"{column} = %s")
         filter_params.append(value)
-    columns = ", ".join(open_totals.KEY)
-    sql = (f"SELECT currency, {level_sql} AS level, SUM(n), SUM(amount), SUM(delta) FROM ("  # noqa: S608
-           f"SELECT {columns}, n, amount, 0 AS delta FROM {open_totals.TOTALS} WHERE {' AND '.join(filters)} "
-           f"UNION ALL SELECT {columns}, n, amount, 1 FROM {open_totals.DELTAS} WHERE {' AND '.join(filters)}"
-           ") AS buckets GROUP BY 1, 2 ORDER BY 1")
+    filter_sql = " AND ".join(filters)
+    group_day, params = day(open_totals.GROUP_DAY), []
+    # (a) the group rows: all open orders, and each level's orders if none missed its days
+    sql = [f"SELECT currency, {base_sql} AS level, n, amount, 1 AS all_, 0 AS delta "  # noqa: S608
+           f"FROM {open_totals.TOTALS} WHERE reminders_sent IN (0, 1, 2, 3) AND ordered_day = %s AND {filter_sql}"]
+    params += [group_day, *filter_params]
+    if ranges:
+        # (b) less the day rows that miss their level's days
+        sql.append(f"SELECT currency, {base_sql} AS level, -n, -amount, 0, 0 FROM {open_totals.TOTALS} "  # noqa: S608
+                   f"WHERE ({' OR '.join(ranges)}) AND NOT dunning_blocked AND ordered_day <> %s "
+                   f"AND ({level_sql}) IS NULL AND {filter_sql}")
+        params += [*range_params, group_day, *level_params, *filter_params]
+    # (c) the deltas not folded yet
+    sql.append(f"SELECT currency, {level_sql} AS level, n, amount, 1, 1 FROM {open_totals.DELTAS} "  # noqa: S608
+               f"WHERE {filter_sql}")
+    params += [*level_params, *filter_params]
+    query = (f"SELECT currency, level, all_, SUM(n), SUM(amount), SUM(delta) FROM ({' UNION ALL '.join(sql)}) "  # noqa: S608
+             "AS parts GROUP BY currency, level, all_ ORDER BY currency")
     with connection.cursor() as cursor:
-        cursor.execute(sql, params + filter_params + filter_params)
+        cursor.execute(query, params)
         rows = cursor.fetchall()
     totals = LevelTotals(counts=dict.fromkeys(DunningLevel, 0), sums={level: [] for level in DunningLevel})
     all_sums: dict[str, list] = {}
     level_sums: dict[DunningLevel, dict[str, list]] = {level: {} for level in DunningLevel}
     deltas = 0
-    for currency, value, n, amount, delta_rows in rows:
+    for currency, value, in_all, n, amount, delta_rows in rows:
         n, amount = int(n or 0), _money(amount)
         deltas += int(delta_rows or 0)
-        totals.all_count += n
-        cell = all_sums.setdefault(currency, [0, Decimal(0)])
-        cell[0] += n
-        cell[1] += amount
+        if in_all:
+            totals.all_count += n
+            cell = all_sums.setdefault(currency, [0, Decimal(0)])
+            cell[0] += n
+            cell[1] += amount
         if value is not None:
             level = DunningLevel.coerce(value)
             totals.counts[level] += n

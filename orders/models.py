@@ -283,7 +283,9 @@ class OpenTotalKey(models.Model):
 
 class OpenTotal(OpenTotalKey):
     """How many open orders and how much money per key, as of the last fold (orders.open_totals):
-    only the fold writes here. Orders written since are in OpenTotalDelta."""
+    only the fold writes here. Orders written since are in OpenTotalDelta. Beside the rows of each
+    day, one group row per (account, method, currency, blocked, reminders sent) with ordered_day
+    GROUP_DAY holds their sum."""
 
     n = models.BigIntegerField()
     amount = models.DecimalField(max_digits=20, decimal_places=2)
@@ -292,6 +294,9 @@ class OpenTotal(OpenTotalKey):
         constraints = [models.UniqueConstraint(
             fields=["sales_account_id", "payment_method_id", "currency", "dunning_blocked", "reminders_sent",
                     "ordered_day", "reminded_day"], name="open_total_key_unique")]
+        # the overview reads the group rows and the recent days (backoffice.selectors.open_totals_by_level)
+        indexes = [models.Index(fields=["reminders_sent", "ordered_day"], name="open_total_sent_ordered_idx"),
+                   models.Index(fields=["reminders_sent", "reminded_day"], name="open_total_sent_reminded_idx")]
 
 
 class OpenTotalDelta(OpenTotalKey):

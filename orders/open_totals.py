@@ -35,14 +35,17 @@ from django.db import transaction
 
 CLAMP_DAYS = 90
 NO_DAY = datetime.date(1, 1, 1)
+# The ordered_day of a group row: the sums of all the keys of (account, method, currency, blocked,
+# reminders sent), kept by the fold and the rebuild beside the rows of each day (never a real day).
+GROUP_DAY = datetime.date(1, 1, 2)
 FAR_DAY = datetime.date(9999, 12, 31)  # a local day past the end of the calendar (SQLite: OverflowError)
 FOLD_AFTER = 5_000  # deltas a reader folds before it reads again (beat folds every minute anyway)
 
 ORDERS = "orders_order"
 TOTALS = "orders_opentotal"
 DELTAS = "orders_opentotaldelta"
-KEY = ("sales_account_id", "payment_method_id", "currency", "dunning_blocked", "reminders_sent",
-       "ordered_day", "reminded_day")
+GROUP = ("sales_account_id", "payment_method_id", "currency", "dunning_blocked", "reminders_sent")
+KEY = (*GROUP, "ordered_day", "reminded_day")
 _FOLD_LOCK = 0x6F70656E  # pg_advisory_xact_lock key of the fold ("open")
 
 
@@ -237,6 +240,7 @@ def rebuild(connection=None, tz: str | None = None) -> None:
             f"INSERT INTO {TOTALS} ({columns}, n, amount) SELECT {columns}, COUNT(*), SUM(amount) "  # noqa: S608
             f"FROM (SELECT {key}, r.total AS amount FROM {ORDERS} AS r WHERE {_OPEN.format(r='r')}) "
             f"AS d GROUP BY {columns}")
+        cursor.execute(_insert_groups(connection.vendor, TOTALS, ""))
 
 
 @lru_cache(maxsize=4)
@@ -264,6 +268,18 @@ def usable(alias: str = "default") -> bool:
     return installed_time_zone(alias) == settings.TIME_ZONE
 
 
+def _insert_groups(vendor: str, source: str, where: str) -> str:
+    """INSERT the group rows (GROUP_DAY) of the day rows of `source` (`where`: which of them) into
+    OpenTotal, added to those there are."""
+    group = ", ".join(GROUP)
+    day = (lambda d: f"DATE '{d.isoformat()}'") if vendor == "postgresql" else (lambda d: f"'{d.isoformat()}'")
+    return (f"INSERT INTO {TOTALS} ({group}, ordered_day, reminded_day, n, amount) "  # noqa: S608
+            f"SELECT {group}, {day(GROUP_DAY)}, {day(NO_DAY)}, SUM(n), SUM(amount) FROM {source} "
+            f"WHERE ordered_day <> {day(GROUP_DAY)} {where} GROUP BY {group} "
+            f"ON CONFLICT ({', '.join(KEY)}) DO UPDATE SET n = {TOTALS}.n + excluded.n, "
+            f"amount = {TOTALS}.amount + excluded.amount")
+
+
 # --- the fold --------------------------------------------------------------------------------------------
 
 
@@ -281,12 +297,16 @@ def fold(connection=None) -> int | None:
             cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_FOLD_LOCK])
             if not cursor.fetchone()[0]:
                 return None
+            group = ", ".join(GROUP)
             cursor.execute(
                 f"WITH gone AS (DELETE FROM {DELTAS} RETURNING {columns}, n, amount), "  # noqa: S608
                 f"summed AS (SELECT {columns}, SUM(n) AS n, SUM(amount) AS amount, COUNT(*) AS rows FROM gone "
                 f"GROUP BY {columns}), "
+                f"grouped AS (SELECT {group}, DATE '{GROUP_DAY.isoformat()}' AS ordered_day, "
+                f"DATE '{NO_DAY.isoformat()}' AS reminded_day, SUM(n) AS n, SUM(amount) AS amount FROM gone "
+                f"GROUP BY {group}), "
                 f"merged AS (INSERT INTO {TOTALS} ({columns}, n, amount) SELECT {columns}, n, amount FROM summed "
-                f"ORDER BY {columns} {upsert}) "
+                f"UNION ALL SELECT {columns}, n, amount FROM grouped ORDER BY {columns} {upsert}) "
                 "SELECT COALESCE(SUM(rows), 0) FROM summed")
             folded = int(cursor.fetchone()[0])
         else:
@@ -297,6 +317,7 @@ def fold(connection=None) -> int | None:
             cursor.execute(
                 f"INSERT INTO {TOTALS} ({columns}, n, amount) SELECT {columns}, SUM(n), SUM(amount) "  # noqa: S608
                 f"FROM {DELTAS} WHERE id <= %s GROUP BY {columns} {upsert}", [last])
+            cursor.execute(_insert_groups("sqlite", DELTAS, "AND id <= %s"), [last])
             cursor.execute(f"DELETE FROM {DELTAS} WHERE id <= %s", [last])  # noqa: S608
         cursor.execute(f"DELETE FROM {TOTALS} WHERE n = 0")  # noqa: S608
     return folded

@@ -31,11 +31,18 @@ from tests.factories import OrderFactory, PaymentMethodFactory, SalesAccountFact
 ZERO = Decimal("0.00")
 
 
-def stored() -> dict:
-    """The totals as the tables hold them: folded buckets plus the deltas, per key (zeros left out)."""
+def stored(groups: bool = False) -> dict:
+    """The totals as the tables hold them: folded buckets plus the deltas, per key (zeros left out);
+    `groups`: the group rows (GROUP_DAY) instead of the day rows, the deltas counted in their group."""
     state: dict = {}
     for model in (OpenTotal, OpenTotalDelta):
-        for row in model.objects.values(*open_totals.KEY, "n", "amount"):
+        rows = model.objects.values(*open_totals.KEY, "n", "amount")
+        if model is OpenTotal:
+            rows = rows.filter(ordered_day=open_totals.GROUP_DAY) if groups else rows.exclude(
+                ordered_day=open_totals.GROUP_DAY)
+        for row in rows:
+            if groups:
+                row.update(ordered_day=open_totals.GROUP_DAY, reminded_day=open_totals.NO_DAY)
             key = tuple(row[c] for c in open_totals.KEY)
             n, amount = state.get(key, (0, ZERO))
             state[key] = (n + row["n"], amount + Decimal(str(row["amount"])).quantize(Decimal("0.01")))
@@ -53,12 +60,23 @@ def expected() -> dict:
     return state
 
 
+def grouped(state: dict) -> dict:
+    out: dict = {}
+    for key, (n, amount) in state.items():
+        group = (*key[:5], open_totals.GROUP_DAY, open_totals.NO_DAY)
+        m, total = out.get(group, (0, ZERO))
+        out[group] = (m + n, total + amount)
+    return {k: v for k, v in out.items() if v != (0, ZERO)}
+
+
 def check() -> None:
     assert stored() == expected()
+    assert stored(groups=True) == grouped(expected())
     open_totals.fold()
     assert not OpenTotalDelta.objects.exists()
     assert not OpenTotal.objects.filter(n=0).exists()
     assert stored() == expected()
+    assert stored(groups=True) == grouped(expected())
 
 
 @pytest.fixture
@@ -134,8 +152,9 @@ def test_the_fold_adds_to_the_buckets_and_drops_empty_ones(shop):
     one = OrderFactory(sales_account=accounts[0], payment_method=methods[0], ordered_at=now, total=Decimal("3.00"))
     OrderFactory(sales_account=accounts[0], payment_method=methods[0], ordered_at=now, total=Decimal("4.00"))
     assert open_totals.fold() == 2  # a delta row per statement, one bucket per key
-    [bucket] = OpenTotal.objects.all()
-    assert (bucket.n, bucket.amount) == (2, Decimal("7.00"))
+    [bucket] = OpenTotal.objects.exclude(ordered_day=open_totals.GROUP_DAY)
+    [group] = OpenTotal.objects.filter(ordered_day=open_totals.GROUP_DAY)
+    assert (bucket.n, bucket.amount) == (group.n, group.amount) == (2, Decimal("7.00"))
     Order.objects.filter(pk=one.pk).update(paid_at=now)
     Order.objects.exclude(pk=one.pk).update(cancelled_at=now)
     open_totals.fold()
@@ -249,6 +268,7 @@ def test_install_for_another_time_zone_rebuilds_the_totals(db):
             assert open_totals.usable()
             assert stored() == expected()
             assert datetime.date(2026, 2, 28) in {key[5] for key in stored()}
+            assert stored(groups=True) == grouped(expected())
     finally:
         open_totals.install()
     assert open_totals.usable() and stored() == expected()
