@@ -672,7 +672,31 @@ def measure_overview(args, now: datetime.datetime) -> dict:
     plans = explain_level_queries(now)
     for p in plans:
         print(f"  EXPLAIN level {p['level']}: indexes used {p['indexes'] or 'NONE'}", flush=True)
-    return {"runs": runs, "plans": plans, "churn": churn}
+    return {"runs": runs, "plans": plans, "churn": churn, "totals_plan": explain_totals_query(now)}
+
+
+def explain_totals_query(now: datetime.datetime) -> str:
+    """EXPLAIN ANALYZE of the tabs' counts and sums as the unfiltered page reads them (the open
+    orders' totals, orders.open_totals), after the churn; "" when they cannot answer."""
+    from django.db import connection
+
+    from backoffice.selectors import open_totals_by_level
+    from dunning import selectors
+
+    captured = []
+
+    def capture(execute, sql, params, many, context):
+        if "orders_opentotal" in sql:
+            captured.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(capture):
+        open_totals_by_level(now=now, configs=selectors.active_configs(), where={})
+    if not captured or connection.vendor != "postgresql":
+        return ""
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + captured[0][0], captured[0][1])
+        return "\n".join(row[0] for row in cursor.fetchall())
 
 
 def write_overview(args, connection, gen, overview: dict) -> None:
@@ -710,13 +734,19 @@ def write_overview(args, connection, gen, overview: dict) -> None:
         if churn and run["label"].endswith("since the VACUUM"):
             lines += [f"{churn['paid']:,} random open orders paid and {churn['added']:,} new open orders added "
                       "after the VACUUM, none since: about the most a table is behind with the orders "
-                      "migration 0008's autovacuum settings (0.2 % + 500 changed rows).", ""]
+                      "migration 0009's autovacuum settings (0.2 % + 500 changed rows). The open orders' totals "
+                      "hold them as deltas of the triggers (no fold in between).", ""]
         lines += ["| page | median | p95 | queries per request | HTTP |", "|---|---:|---:|---:|---:|"]
         for p in run["pages"]:
             lines.append(f"| {p['page']} | {p['median_ms']:.1f} ms | {p['p95_ms']:.1f} ms | "
                          f"{', '.join(map(str, p['queries']))} | {p['status']} |")
-    lines += ["", "What each query costs and what was changed: `docs/performance-notes.md`.", "",
-              "## Query plans of the level filters (the page's ids)", ""]
+    lines += ["", "What each query costs and what was changed: `docs/performance-notes.md`.", ""]
+    if overview.get("totals_plan"):
+        lines += ["## Query plan of the tabs' counts and sums (the open orders' totals, after the churn)", "",
+                  "`backoffice.selectors.open_totals_by_level`, unfiltered page: the group rows, less the newest day "
+                  "rows that miss their level, plus the deltas not folded yet (orders.open_totals).", "", "```",
+                  overview["totals_plan"].strip(), "```", ""]
+    lines += ["## Query plans of the level filters (the page's ids)", ""]
     for p in overview["plans"]:
         lines += [f"Level {p['level']}: indexes used: {', '.join(p['indexes']) or 'none'}", "", "```",
                   p["plan_page"].strip(), "```", ""]
