@@ -20,6 +20,11 @@ The key, as the level rule (dunning.selectors) needs it:
   since" day). Without it every open order with a reminder was nearly a bucket of its own.
 - `reminded_day`: the local day of `last_reminder_at` with 1 or 2 reminders sent (the only levels
   whose rule reads it), else NO_DAY.
+
+The time zone is baked into the triggers: after TIME_ZONE changed, run `manage.py
+rebuild_open_totals` (until then the overview notices and reads the orders). On SQLite the triggers
+call two functions this app registers on each Django connection: a write to orders_order through
+another SQLite client (the sqlite3 shell) fails with "no such function".
 """
 
 from __future__ import annotations

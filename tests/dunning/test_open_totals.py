@@ -272,3 +272,17 @@ def test_install_for_another_time_zone_rebuilds_the_totals(db):
     finally:
         open_totals.install()
     assert open_totals.usable() and stored() == expected()
+
+
+def test_the_rebuild_command_recomputes_the_totals(db):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    _one_config()
+    OpenTotal.objects.all().delete()  # lost, as if the table were damaged
+    OpenTotalDelta.objects.all().delete()
+    out = StringIO()
+    call_command("rebuild_open_totals", stdout=out)
+    assert "rebuilt for Europe/Berlin" in out.getvalue()
+    assert stored() == expected() and stored(groups=True) == grouped(expected())
