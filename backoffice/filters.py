@@ -42,15 +42,14 @@ REMINDER_FILTERS = ("reminded_level", "template", "reminded_from", "reminded_to"
 
 
 def overview_orders(*, now: datetime.datetime, configs: Iterable[DunningConfig],
-                    state: str = STATE_OPEN) -> QuerySet[Order]:
+                    state: str = STATE_OPEN, with_level: bool = True) -> QuerySet[Order]:
     """The orders of the overview in `state` (open, paid, cancelled, all) with what the list shows
     of their account and payment method and their current level (NULL when in none; always for a
-    closed order: the level rule states "open")."""
-    return (
-        Order.objects.filter(_STATE_Q[state])
-        .select_related("sales_account", "payment_method")
-        .annotate(current_level=level_annotation(now=now, configs=configs))
-    )
+    closed order: the level rule states "open"). `with_level` False: without the level (the
+    overview's page computes it for its rows only unless it sorts by it: the CASE of four levels
+    costs milliseconds to build and compile)."""
+    qs = Order.objects.filter(_STATE_Q[state]).select_related("sales_account", "payment_method")
+    return qs.annotate(current_level=level_annotation(now=now, configs=configs)) if with_level else qs
 
 
 # A selection carried back to the overview (after "Apply" without an action): ticked again there,
@@ -200,14 +199,21 @@ class OpenOrderFilter(django_filters.FilterSet):
         fields: list[str] = []
 
     def __init__(
-        self, data=None, queryset=None, *, now: datetime.datetime, configs: Iterable[DunningConfig], **kwargs
+        self, data=None, queryset=None, *, now: datetime.datetime, configs: Iterable[DunningConfig],
+        with_level: bool = True, **kwargs
     ) -> None:
         super().__init__(data, queryset, **kwargs)
         self.now = now
         self.configs = list(configs)
         if self.list_state != STATE_OPEN:
             # the caller's queryset is the open orders (`overview_orders`): the same, in another state
-            self.queryset = overview_orders(now=now, configs=self.configs, state=self.list_state)
+            self.queryset = overview_orders(now=now, configs=self.configs, state=self.list_state,
+                                            with_level=with_level)
+
+    @staticmethod
+    def sorts_by_level(data: QueryDict) -> bool:
+        """Whether `?o=` sorts by the level (the queryset then needs `current_level`)."""
+        return any(part.strip().lstrip("-") == "level" for value in data.getlist("o") for part in value.split(","))
 
     # --- filters ---
 
@@ -278,6 +284,31 @@ class OpenOrderFilter(django_filters.FilterSet):
             return None
         self.errors  # noqa: B018 - validates the form
         return DunningLevel.from_param(self.form.cleaned_data.get("dunning_level"))
+
+    def totals_where(self) -> dict | None:
+        """The valid filters but the level as values of the columns of the open orders' totals
+        (orders.open_totals; `backoffice.selectors.level_totals`), or None when one of them is not
+        such a column (a search, days overdue, flagged, a reminder filter, closed orders)."""
+        where: dict = {}
+        if not self.is_bound:
+            return where
+        self.errors  # noqa: B018 - validates the form
+        for name, value in self.form.cleaned_data.items():
+            if name in ("dunning_level", "o") or value in EMPTY_VALUES:
+                continue
+            if name == "sales_account":
+                where["sales_account_id"] = value.pk
+            elif name == "payment_method":
+                where["payment_method_id"] = value.pk
+            elif name == "blocked":
+                where["dunning_blocked"] = value == "true"
+            elif name == "currency":
+                where["currency"] = value.upper()
+            elif name == "q" and not value.strip():
+                continue
+            else:
+                return None
+        return where
 
     def qs_without(self, *names: str) -> QuerySet[Order]:
         """The queryset filtered by every valid filter except `names` (and unsorted)."""

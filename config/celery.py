@@ -32,3 +32,8 @@ def _schedule_tick(sender: Celery, **kwargs) -> None:
         float(settings.DASHBOARD_SNAPSHOT_SECONDS), sender.signature("dunning.tasks.record_dashboard_snapshot"),
         name="dashboard snapshot", expires=float(settings.DASHBOARD_SNAPSHOT_SECONDS),
     )
+    # The open orders' totals (orders.open_totals): the triggers' deltas folded into the buckets.
+    sender.add_periodic_task(
+        float(settings.OPEN_TOTALS_FOLD_SECONDS), sender.signature("orders.tasks.fold_open_totals"),
+        name="open totals fold", expires=float(settings.OPEN_TOTALS_FOLD_SECONDS),
+    )

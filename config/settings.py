@@ -255,6 +255,8 @@ DUNNING_SEND_CONCURRENCY = env_int("DUNNING_SEND_CONCURRENCY", 32)
 # Messages per second to the provider, shared by every worker (Redis when REDIS_URL is set, else the
 # database); empty: unlimited.
 DUNNING_SEND_RATE = float(env_str("DUNNING_SEND_RATE", "") or 0) or None
+# How often beat folds the deltas of the open orders' totals into their buckets (orders.open_totals).
+OPEN_TOTALS_FOLD_SECONDS = env_int("OPEN_TOTALS_FOLD_SECONDS", 60)
 # How often beat records the dashboard's snapshot of today (trend, DSO, reminder outcomes).
 DASHBOARD_SNAPSHOT_SECONDS = env_int("DASHBOARD_SNAPSHOT_SECONDS", 3600)
 

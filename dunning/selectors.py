@@ -10,7 +10,7 @@ use the partial index on open orders. The loop is over configs (a handful), neve
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from functools import reduce
 from operator import or_
@@ -52,19 +52,70 @@ def active_configs(*, sales_account_id: int | None = None) -> list[DunningConfig
 _Terms = tuple[Decimal, datetime.datetime | None, datetime.datetime | None, datetime.datetime | None]
 
 
-def _config_level_terms(config: DunningConfig, level: DunningLevel, today: datetime.date) -> _Terms:
-    since = local_midnight(config.only_orders_since) if config.only_orders_since else None
+def _level_days(config: DunningConfig, level: DunningLevel,
+                today: datetime.date) -> tuple[datetime.date | None, datetime.date | None]:
+    """The last local order day and the last local day of the last reminder at which an order of
+    `config` is at `level` today (None: any)."""
     if level == DunningLevel.COMPLETED:
-        return config.minimum_amount, since, None, None
+        return None, None
     # days overdue = today - (local order date + term) >= level days
     # <=> local order date <= today - level days - term
     overdue_days = config.level_days(level) + config.payment_method.payment_term_days
-    ordered_before = end_of_day(today - datetime.timedelta(days=overdue_days))
-    reminded_before = None
+    ordered_by = today - datetime.timedelta(days=overdue_days)
+    reminded_by = None
     if level > 1:
         # today - local date of the last reminder >= min days between reminders
-        reminded_before = end_of_day(today - datetime.timedelta(days=config.min_days_between_reminders))
-    return config.minimum_amount, since, ordered_before, reminded_before
+        reminded_by = today - datetime.timedelta(days=config.min_days_between_reminders)
+    return ordered_by, reminded_by
+
+
+def _config_level_terms(config: DunningConfig, level: DunningLevel, today: datetime.date) -> _Terms:
+    since = local_midnight(config.only_orders_since) if config.only_orders_since else None
+    ordered_by, reminded_by = _level_days(config, level, today)
+    return (config.minimum_amount, since, end_of_day(ordered_by) if ordered_by else None,
+            end_of_day(reminded_by) if reminded_by else None)
+
+
+# One part of a level in local days: (last order day or None, last reminded day or None) -> the
+# (sales account, payment method) pairs of the configs with these days.
+DayTerms = dict[tuple[datetime.date | None, datetime.date | None], set[tuple[int, int]]]
+
+
+def level_day_terms(level: DunningLevel | int | str, *, now: datetime.datetime, configs: Iterable[DunningConfig],
+                    clamp_days: int) -> DayTerms | None:
+    """`level_terms_q` in local days, for totals of the open orders kept per local order day and
+    local day of the last reminder (orders.open_totals): an order of a pair of `pairs` with
+    `reminders_sent` of the level, not blocked, is at the level iff its order day is on or before
+    the first day and its reminded day on or before the second (each when not None).
+
+    None when the rule asks what such totals do not hold: a minimum amount above zero, an "only
+    orders since" day, or (levels 2 and 3) a last reminded day more than `clamp_days` after the last
+    order day (the totals store order days no earlier than `clamp_days` before the reminded day)."""
+    level = DunningLevel.coerce(level)
+    today = local_today(now)
+    terms: DayTerms = {}
+    for c in configs:
+        if not c.is_active:
+            continue
+        if c.minimum_amount > 0 or c.only_orders_since is not None:
+            return None
+        ordered_by, reminded_by = _level_days(c, level, today)
+        if reminded_by is not None and (reminded_by - ordered_by).days > clamp_days:
+            return None
+        terms.setdefault((ordered_by, reminded_by), set()).add((c.sales_account_id, c.payment_method_id))
+    return terms
+
+
+def pair_blocks(pairs: set[tuple[int, int]]) -> list[tuple[list[int], list[int]]]:
+    """(sales account, payment method) in `pairs` as few (accounts, methods) blocks as the pairs
+    allow: the methods that share the same set of accounts form one block (accounts x methods)."""
+    accounts_by_method: dict[int, set[int]] = {}
+    for account, method in pairs:
+        accounts_by_method.setdefault(method, set()).add(account)
+    methods_by_accounts: dict[frozenset[int], set[int]] = {}
+    for method, accounts in accounts_by_method.items():
+        methods_by_accounts.setdefault(frozenset(accounts), set()).add(method)
+    return sorted((sorted(accounts), sorted(methods)) for accounts, methods in methods_by_accounts.items())
 
 
 def _terms_q(terms: _Terms) -> Q:
@@ -85,17 +136,9 @@ def _one_of(field: str, values: Iterable[int]) -> Q:
 
 
 def _pairs_q(pairs: set[tuple[int, int]]) -> Q:
-    """(sales account, payment method) in `pairs`, as few `IN` blocks as the pairs allow: the
-    methods that share the same set of accounts form one block (accounts x methods)."""
-    accounts_by_method: dict[int, set[int]] = {}
-    for account, method in pairs:
-        accounts_by_method.setdefault(method, set()).add(account)
-    methods_by_accounts: dict[frozenset[int], set[int]] = {}
-    for method, accounts in accounts_by_method.items():
-        methods_by_accounts.setdefault(frozenset(accounts), set()).add(method)
-    blocks = sorted((sorted(accounts), sorted(methods)) for accounts, methods in methods_by_accounts.items())
+    """(sales account, payment method) in `pairs`, as few `IN` blocks as the pairs allow."""
     return reduce(or_, (_one_of("sales_account_id", accounts) & _one_of("payment_method_id", methods)
-                        for accounts, methods in blocks))
+                        for accounts, methods in pair_blocks(pairs)))
 
 
 def level_q(level: DunningLevel | int | str, *, now: datetime.datetime, configs: Iterable[DunningConfig]) -> Q:
@@ -153,11 +196,23 @@ def order_level(order: Order, *, now: datetime.datetime, configs: Iterable[Dunni
     in the CASE), evaluated against the order's fields by `q_matches`: the rule is not restated.
     The API's read of one order uses it: resolving and compiling the CASE of four levels was most
     of that request's Python time (docs/performance-notes.md)."""
+    return level_of_loaded(now=now, configs=configs)(order)
+
+
+def level_of_loaded(*, now: datetime.datetime,
+                    configs: Iterable[DunningConfig]) -> Callable[[Order], int | None]:
+    """`order_level` for many loaded orders: each level's `level_q` built once (the overview's
+    page of rows)."""
     configs = list(configs)
-    for level in DunningLevel:
-        if q_matches(level_q(level, now=now, configs=configs), order):
-            return level.value
-    return None
+    levels = [(level.value, level_q(level, now=now, configs=configs)) for level in DunningLevel]
+
+    def level_of(order: Order) -> int | None:
+        for value, q in levels:
+            if q_matches(q, order):
+                return value
+        return None
+
+    return level_of
 
 
 _COMPARE = {

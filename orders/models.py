@@ -252,3 +252,56 @@ class OrderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id} {self.action} {self.at:%Y-%m-%d %H:%M}"
+
+
+# --- the open orders' totals, kept by the database (orders/open_totals.py) --------------------------
+
+
+class OpenTotalKey(models.Model):
+    """What a bucket of open orders is keyed by: what the level rule and the overview's filters ask
+    of an order besides "open" (orders.open_totals)."""
+
+    sales_account_id = models.BigIntegerField()
+    payment_method_id = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    dunning_blocked = models.BooleanField()
+    reminders_sent = models.SmallIntegerField()
+    # The local day (TIME_ZONE) of ordered_at; with 1 or 2 reminders sent never more than
+    # CLAMP_DAYS before the reminded day (orders.open_totals: the rule cannot tell those apart).
+    ordered_day = models.DateField()
+    # The local day of last_reminder_at with 1 or 2 reminders sent (the only levels whose rule reads
+    # it), else NO_DAY.
+    reminded_day = models.DateField()
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return (f"{self.sales_account_id}/{self.payment_method_id} {self.currency} sent {self.reminders_sent} "
+                f"{self.ordered_day} {self.reminded_day}{' blocked' if self.dunning_blocked else ''}")
+
+
+class OpenTotal(OpenTotalKey):
+    """How many open orders and how much money per key, as of the last fold (orders.open_totals):
+    only the fold writes here. Orders written since are in OpenTotalDelta. Beside the rows of each
+    day, one group row per (account, method, currency, blocked, reminders sent) with ordered_day
+    GROUP_DAY holds their sum."""
+
+    n = models.BigIntegerField()
+    amount = models.DecimalField(max_digits=20, decimal_places=2)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(
+            fields=["sales_account_id", "payment_method_id", "currency", "dunning_blocked", "reminders_sent",
+                    "ordered_day", "reminded_day"], name="open_total_key_unique")]
+        # the overview reads the group rows and the recent days (backoffice.selectors.open_totals_by_level)
+        indexes = [models.Index(fields=["reminders_sent", "ordered_day"], name="open_total_sent_ordered_idx"),
+                   models.Index(fields=["reminders_sent", "reminded_day"], name="open_total_sent_reminded_idx")]
+
+
+class OpenTotalDelta(OpenTotalKey):
+    """Orders (+ in, - out) and their totals per key that a statement on orders_order changed,
+    appended by its triggers (never updated: concurrent writers take no lock on one another)."""
+
+    n = models.BigIntegerField()
+    amount = models.DecimalField(max_digits=20, decimal_places=2)

@@ -246,10 +246,12 @@ def churn_orders(n: int, now: datetime.datetime) -> dict:
         cursor.execute(
             f"INSERT INTO {table} (sales_account_id, payment_method_id, number, customer_name, "  # noqa: S608
             "customer_email, language, total, currency, ordered_at, dunning_blocked, dunning_block_reason, "
-            "reminders_sent, customer_is_business, updated_at) "
+            "reminders_sent, customer_is_business, updated_at, customer_number, customer_street, customer_postcode, "
+            "customer_city, customer_country) "
             "SELECT (%s::bigint[])[1 + g %% %s], (%s::bigint[])[1 + (g / 3) %% %s], 'C' || %s || '-' || g, "
             "'Kunde C' || g, 'c' || g || '@example.com', '', 5 + (g %% 400), 'EUR', "
-            "%s - (g %% 60) * interval '1 day', false, '', 0, false, %s FROM generate_series(1, %s) AS g",
+            "%s - (g %% 60) * interval '1 day', false, '', 0, false, %s, '', '', '', '', '' "
+            "FROM generate_series(1, %s) AS g",
             [accounts, len(accounts), methods, len(methods), stamp, now, now, n - n // 2])
         added = cursor.rowcount
     return {"paid": paid, "added": added, "seconds": time.perf_counter() - start}
@@ -271,12 +273,12 @@ def measure_pages(repeat: int) -> list[dict]:
                   "/orders/open-payments/notify/?dunning_level=1&select_across=1"))
     for label, url in pages:
         for _ in range(2):
-            client.get(url)  # warm up
+            client.get(url, secure=True)  # warm up (secure: the bench runs with DEBUG off, which redirects http)
         samples, queries, status = [], set(), None
         for _ in range(repeat):
             with CaptureQueriesContext(connection) as ctx:
                 start = time.perf_counter()
-                response = client.get(url)
+                response = client.get(url, secure=True)
                 samples.append(time.perf_counter() - start)
             status = response.status_code
             queries.add(len(ctx.captured_queries))
@@ -670,7 +672,31 @@ def measure_overview(args, now: datetime.datetime) -> dict:
     plans = explain_level_queries(now)
     for p in plans:
         print(f"  EXPLAIN level {p['level']}: indexes used {p['indexes'] or 'NONE'}", flush=True)
-    return {"runs": runs, "plans": plans, "churn": churn}
+    return {"runs": runs, "plans": plans, "churn": churn, "totals_plan": explain_totals_query(now)}
+
+
+def explain_totals_query(now: datetime.datetime) -> str:
+    """EXPLAIN ANALYZE of the tabs' counts and sums as the unfiltered page reads them (the open
+    orders' totals, orders.open_totals), after the churn; "" when they cannot answer."""
+    from django.db import connection
+
+    from backoffice.selectors import open_totals_by_level
+    from dunning import selectors
+
+    captured = []
+
+    def capture(execute, sql, params, many, context):
+        if "orders_opentotal" in sql:
+            captured.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(capture):
+        open_totals_by_level(now=now, configs=selectors.active_configs(), where={})
+    if not captured or connection.vendor != "postgresql":
+        return ""
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + captured[0][0], captured[0][1])
+        return "\n".join(row[0] for row in cursor.fetchall())
 
 
 def write_overview(args, connection, gen, overview: dict) -> None:
@@ -708,13 +734,19 @@ def write_overview(args, connection, gen, overview: dict) -> None:
         if churn and run["label"].endswith("since the VACUUM"):
             lines += [f"{churn['paid']:,} random open orders paid and {churn['added']:,} new open orders added "
                       "after the VACUUM, none since: about the most a table is behind with the orders "
-                      "migration 0008's autovacuum settings (0.2 % + 500 changed rows).", ""]
+                      "migration 0009's autovacuum settings (0.2 % + 500 changed rows). The open orders' totals "
+                      "hold them as deltas of the triggers (no fold in between).", ""]
         lines += ["| page | median | p95 | queries per request | HTTP |", "|---|---:|---:|---:|---:|"]
         for p in run["pages"]:
             lines.append(f"| {p['page']} | {p['median_ms']:.1f} ms | {p['p95_ms']:.1f} ms | "
                          f"{', '.join(map(str, p['queries']))} | {p['status']} |")
-    lines += ["", "What each query costs and what was changed: `docs/performance-notes.md`.", "",
-              "## Query plans of the level filters (the page's ids)", ""]
+    lines += ["", "What each query costs and what was changed: `docs/performance-notes.md`.", ""]
+    if overview.get("totals_plan"):
+        lines += ["## Query plan of the tabs' counts and sums (the open orders' totals, after the churn)", "",
+                  "`backoffice.selectors.open_totals_by_level`, unfiltered page: the group rows, less the newest day "
+                  "rows that miss their level, plus the deltas not folded yet (orders.open_totals).", "", "```",
+                  overview["totals_plan"].strip(), "```", ""]
+    lines += ["## Query plans of the level filters (the page's ids)", ""]
     for p in overview["plans"]:
         lines += [f"Level {p['level']}: indexes used: {', '.join(p['indexes']) or 'none'}", "", "```",
                   p["plan_page"].strip(), "```", ""]

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 from django import template
 from django.template.defaultfilters import date as date_filter
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.timezone import template_localtime
 from django.utils.translation import get_language
@@ -88,3 +88,27 @@ def query_with(context, **changes) -> str:
     encoded = params.urlencode()
     return f"?{encoded}" if encoded else "?"
 
+
+
+@register.filter
+def select_box(field) -> SafeString:
+    """A bound form field with a Select widget as the HTML Django's select widget template gives
+    (name, id, the options, the selected one), in Python: the overview's four filter selects
+    through the widget templates cost about 2.5 ms a page (docs/performance-notes.md)."""
+    widget = field.field.widget
+    selected = {"" if v is None else str(v) for v in widget.format_value(field.value())}
+    options = []
+    for value, label in field.field.choices:
+        value = "" if value is None else str(value)
+        options.append(format_html('\n  <option value="{}"{}>{}</option>', value,
+                                   " selected" if value in selected else "", label))
+        if value in selected:
+            selected = set()  # a single select marks the first match only, as Django's widget does
+    attrs = {**widget.attrs, **field.build_widget_attrs({}, widget)}  # as BoundField.as_widget
+    if field.auto_id and "id" not in widget.attrs:
+        attrs.setdefault("id", field.auto_id)
+    attrs_html = "".join(
+        format_html(" {}", name) if value is True else format_html(' {}="{}"', name, value)
+        for name, value in attrs.items() if value is not False and value is not None)
+    return format_html('<select name="{}"{}>{}\n</select>', field.html_name, SafeString(attrs_html),
+                       SafeString("".join(options)))

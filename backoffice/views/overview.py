@@ -16,7 +16,8 @@ from django.utils.translation import pgettext_lazy
 from common.dates import local_today
 from dunning.models import DunningLevel, EmailTemplate
 from dunning.reporting import AgeBucket
-from dunning.selectors import active_configs, claims_today, first_deadline_subquery
+from dunning.selectors import active_configs, claims_today, first_deadline_subquery, level_of_loaded
+from orders.models import Order
 from orders.services import RULES
 from payments.selectors import with_paid_amount
 
@@ -32,6 +33,7 @@ from ..filters import (
     YES_NO,
     OpenOrderFilter,
 )
+from ..overview_rows import rows_html
 from ..permissions import back_office_required
 from ..selectors import CappedPaginator, closed_orders_matching, level_totals, open_orders, with_badges
 from .selection import MAX_SELECTED_IDS
@@ -123,12 +125,16 @@ def open_payments(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     today = local_today(now)
     configs = active_configs()
-    base = open_orders(now=now, configs=configs)  # built once: the level annotation is costly to build
-    filterset = OpenOrderFilter(request.GET, queryset=base, now=now, configs=configs)
+    # the level of the page's rows is computed in Python (`level_of_loaded`); the queryset carries
+    # it (a CASE of four levels, costly to build and compile) only to sort by it
+    by_level = OpenOrderFilter.sorts_by_level(request.GET)
+    base = open_orders(now=now, configs=configs, with_level=by_level)  # built once
+    filterset = OpenOrderFilter(request.GET, queryset=base, now=now, configs=configs, with_level=by_level)
     level = filterset.level
-    # the tab counts and the money per currency, in one query
+    # the tab counts and the money per currency, in one query (from the open orders' totals the
+    # database keeps when the filters and the configs allow)
     totals = level_totals(filterset.qs_without("dunning_level"), now=now, configs=configs,
-                          open_only=filterset.list_state == STATE_OPEN)
+                          open_only=filterset.list_state == STATE_OPEN, where=filterset.totals_where())
     counts, sums = totals.counts, totals.sums
     paginator = CappedPaginator(
         filterset.qs,
@@ -138,7 +144,8 @@ def open_payments(request: HttpRequest) -> HttpResponse:
         known_count=counts[level] if level is not None else totals.all_count,
         # the badges, the first deadline and what payments cover (the "partly paid" label) are
         # subqueries of the rows' query: no query of their own
-        rows=lambda ids: with_paid_amount(with_badges(filterset.queryset.filter(pk__in=ids), now=now))
+        rows=lambda ids: with_paid_amount(with_badges(
+            Order.objects.filter(pk__in=ids).select_related("sales_account", "payment_method"), now=now))
         .annotate(first_deadline=first_deadline_subquery()).order_by(),
     )
     page = paginator.get_page(request.GET.get("page"))
@@ -146,7 +153,9 @@ def open_payments(request: HttpRequest) -> HttpResponse:
     # today's claim of the page's rows only (fees, interest, payments): 2 queries more, whatever
     # the rows (the base rates; the page's payments); the first deadlines come with the rows
     claims = claims_today(orders, on=today, configs=configs, annotated=True)
+    level_of = level_of_loaded(now=now, configs=configs)
     for order in orders:
+        order.current_level = level_of(order)
         # a paid or cancelled order (the list widened by `?state=`) is due and overdue no more
         is_open = order.paid_at is None and order.cancelled_at is None
         order.claim = claims[order.pk] if is_open else None
@@ -197,6 +206,7 @@ def open_payments(request: HttpRequest) -> HttpResponse:
             "actions": [(key, action.label, key == "cancel" and not can_cancel)
                         for key, action in BULK_ACTIONS.items()],
             "checked_ids": checked,
+            "rows_html": rows_html(orders, checked_ids=checked),
             "search": search,
             "closed_orders": closed[:CLOSED_SHOWN],
             "closed_more": len(closed) > CLOSED_SHOWN,
