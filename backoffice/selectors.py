@@ -17,7 +17,7 @@ from django.db.models.functions import RowNumber
 from django.utils.functional import cached_property
 
 from dunning import selectors as dunning_selectors
-from dunning.claim import Claim
+from dunning.claim import CENT, Claim
 from dunning.models import DunningConfig, DunningLevel, EmailTemplate, Reminder
 from dunning.selectors import (
     Skip,
@@ -213,7 +213,6 @@ def level_totals(qs: QuerySet[Order], *, now: datetime.datetime, configs: list[D
 
 
 TOTALS_COLUMNS = ("sales_account_id", "payment_method_id", "dunning_blocked", "currency")
-_CENT = Decimal("0.01")
 
 
 def open_totals_by_level(*, now: datetime.datetime, configs: list[DunningConfig],
@@ -244,11 +243,7 @@ def open_totals_by_level(*, now: datetime.datetime, configs: list[DunningConfig]
         sent = int(level.reminders_sent)
         parts = []
         for (ordered_by, reminded_by), pairs in sorted(terms.items(), key=lambda item: sorted(item[1])):
-            pairs_sql = " OR ".join(
-                f"(sales_account_id IN ({', '.join(str(int(a)) for a in accounts)}) "
-                f"AND payment_method_id IN ({', '.join(str(int(m)) for m in methods)}))"
-                for accounts, methods in pair_blocks(pairs))
-            conditions = [pairs_sql]
+            conditions = [_pairs_sql(pairs)]
             if ordered_by is not None:
                 conditions.append("ordered_day <= %s")
                 level_params.append(day(ordered_by))
@@ -256,11 +251,7 @@ def open_totals_by_level(*, now: datetime.datetime, configs: list[DunningConfig]
                 conditions.append("reminded_day <= %s")
                 level_params.append(day(reminded_by))
             parts.append("(" + ") AND (".join(conditions) + ")")
-        all_pairs = set().union(*terms.values())
-        every_pair = " OR ".join(
-            f"(sales_account_id IN ({', '.join(str(int(a)) for a in accounts)}) "
-            f"AND payment_method_id IN ({', '.join(str(int(m)) for m in methods)}))"
-            for accounts, methods in pair_blocks(all_pairs))
+        every_pair = _pairs_sql(set().union(*terms.values()))
         base_whens.append(f"WHEN reminders_sent = {sent} THEN CASE WHEN {every_pair} THEN {int(level.value)} END")
         level_whens.append(f"WHEN reminders_sent = {sent} THEN CASE WHEN ({') OR ('.join(parts)}) "
                            f"THEN {int(level.value)} END")
@@ -328,10 +319,19 @@ def open_totals_by_level(*, now: datetime.datetime, configs: list[DunningConfig]
     return totals
 
 
+def _pairs_sql(pairs: set[tuple[int, int]]) -> str:
+    """(sales account, payment method) in `pairs` as SQL of the totals' columns, in the blocks of
+    `pair_blocks` (the ids are integers from the configs, written into the statement)."""
+    return " OR ".join(
+        f"(sales_account_id IN ({', '.join(str(int(a)) for a in accounts)}) "
+        f"AND payment_method_id IN ({', '.join(str(int(m)) for m in methods)}))"
+        for accounts, methods in pair_blocks(pairs))
+
+
 def _money(value) -> Decimal:
     if value is None:
         return Decimal("0.00")
-    return (value if isinstance(value, Decimal) else Decimal(str(value))).quantize(_CENT)
+    return (value if isinstance(value, Decimal) else Decimal(str(value))).quantize(CENT)
 
 
 # --- what a Notify would do ---------------------------------------------------------------------

@@ -63,14 +63,20 @@ def insert_values(model: type[models.Model], attnames: Sequence[str], values: Se
     _copy(model, fields, (list(v) for v in values), len(values))
 
 
+def _target(model: type[models.Model], fields: list[models.Field]) -> tuple[str, str, list[int]]:
+    """The quoted table, its quoted column list for `fields`, and the positions of the JSON fields
+    (their values go as Jsonb)."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    return table, columns, [i for i, f in enumerate(fields) if isinstance(f, models.JSONField)]
+
+
 def _insert(model: type[models.Model], fields: list[models.Field], values: Sequence[Sequence[Any]]) -> None:
     """A few rows: one plain multi-row INSERT (the ORM's bulk_create of model instances cost several
     times the statement for the sender's sets of a few audit rows, docs/benchmarks-sending.md)."""
     from psycopg.types.json import Jsonb
 
-    table = connection.ops.quote_name(model._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    json = {i for i, f in enumerate(fields) if isinstance(f, models.JSONField)}
+    table, columns, json = _target(model, fields)
     placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
     params = [Jsonb(v) if i in json and v is not None else v for row in values for i, v in enumerate(row)]
     with connection.cursor() as cursor:
@@ -81,9 +87,7 @@ def _insert(model: type[models.Model], fields: list[models.Field], values: Seque
 def _copy(model: type[models.Model], fields: list[models.Field], rows: Iterable[list[Any]], n: int) -> None:
     from psycopg.types.json import Jsonb
 
-    table = connection.ops.quote_name(model._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    json = [i for i, f in enumerate(fields) if isinstance(f, models.JSONField)]
+    table, columns, json = _target(model, fields)
     sql = f"COPY {table} ({columns}) FROM STDIN"
     with connection.cursor() as cursor:
 

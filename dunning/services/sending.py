@@ -589,10 +589,6 @@ class SendBatch:
         a caller's transaction (a test's, or an atomic block around the call)."""
         return not db_connection.in_atomic_block
 
-    def record(self, results: list[tuple[_Claimed, str, str, str]]) -> None:
-        """Write back the outcome of sent e-mails in one transaction."""
-        self._flush(results, [])
-
     def _write_back(self, results: list[tuple[_Claimed, str, str, str]]):
         """In the caller's transaction: the outcome of sent e-mails, set-based."""
         sent = [(item, mid) for item, kind, mid, _err in results if kind == SENT]
