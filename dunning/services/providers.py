@@ -126,7 +126,8 @@ def provider_connection():
     once: the proxies, CA bundle and .netrc credentials the environment gives for the provider's
     API address are read now and the session stops looking them up on every call (requests'
     `trust_env` reads the proxy variables and stats ~/.netrc per request: a tenth of a sending
-    thread's CPU per message, measured). Same outcome, read once per connection."""
+    thread's CPU per message, measured). Same outcome, read once per connection. Its plain calls
+    then skip requests' per-call machinery (`provider_http.DirectSession`)."""
     from django.core.mail import get_connection
 
     connection = get_connection()
@@ -144,6 +145,9 @@ def provider_connection():
         if session.auth is None:
             session.auth = requests.utils.get_netrc_auth(api_url)
         session.trust_env = False
+        from .provider_http import DirectSession
+
+        connection.session = DirectSession(session)
     return connection
 
 

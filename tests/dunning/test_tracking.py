@@ -11,6 +11,7 @@ from django.test import Client
 
 from dunning import services
 from dunning.models import Reminder, TrackingEvent
+from dunning.services.provider_http import DirectSession
 from dunning.tracking import reminder_track_event
 from dunning.tracking_token import reminder_id_from_token, reminder_token
 from orders.models import OrderEvent
@@ -285,8 +286,10 @@ class FakePostmark:
         self.on_send = on_send
 
     def install(self, monkeypatch) -> "FakePostmark":
-        monkeypatch.setattr(requests.Session, "request",
-                            lambda session, method, url, **kwargs: self.request(method, url, **kwargs))
+        # requests' session, and the sending threads' one (which skips requests' machinery)
+        for session_class in (requests.Session, DirectSession):
+            monkeypatch.setattr(session_class, "request",
+                                lambda session, method, url, **kwargs: self.request(method, url, **kwargs))
         return self
 
     def request(self, method, url, **kwargs):
