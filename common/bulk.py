@@ -12,9 +12,10 @@ counting (tests, benchmarks) sees it as the one statement it is."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from django.db import connection, models
@@ -22,12 +23,38 @@ from django.db import connection, models
 COPY_MIN_ROWS = 50  # below this a plain INSERT is as cheap and simpler to read in a query log
 
 
+@contextlib.contextmanager
+def pipelined() -> Iterator[None]:
+    """PostgreSQL: the statements inside go to the server one after another without waiting for
+    each one's answer (psycopg's pipeline mode); the first read of a result (a fetch, a rowcount)
+    or the end of the block waits for all of them at once. A transaction of five short statements
+    then costs one or two round trips instead of five: each round trip is a wait for the database
+    and, in a process whose other threads keep the interpreter busy, a wait for the interpreter lock
+    again (the sender's write-back, docs/benchmarks-sending.md). An error of any statement is raised
+    at that read or at the block's end, inside the caller's transaction. A statement's rowcount is
+    not known inside the block (-1, also what `QuerySet.update()` returns there): read what you
+    need with RETURNING. Elsewhere: nothing."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.pipeline():
+        yield
+
+
+def _in_pipeline() -> bool:
+    """COPY cannot run in pipeline mode: inserts then go as plain INSERTs."""
+    from psycopg import pq
+
+    return connection.connection.pgconn.pipeline_status != pq.PipelineStatus.OFF
+
+
 def insert_rows(model: type[models.Model], rows: Sequence[models.Model], *, pks: bool = True) -> None:
     """INSERT `rows` (unsaved instances of `model` with an auto pk); with `pks` their pks are set
     (PostgreSQL: one query more, for the sequence's values)."""
     if not rows:
         return
-    if connection.vendor != "postgresql" or len(rows) < COPY_MIN_ROWS:
+    if connection.vendor != "postgresql" or len(rows) < COPY_MIN_ROWS or _in_pipeline():
         model.objects.bulk_create(rows)
         return
     meta = model._meta
@@ -57,7 +84,7 @@ def insert_values(model: type[models.Model], attnames: Sequence[str], values: Se
         return
     by_attname = {f.attname: f for f in model._meta.concrete_fields}
     fields = [by_attname[a] for a in attnames]
-    if len(values) < COPY_MIN_ROWS:
+    if len(values) < COPY_MIN_ROWS or _in_pipeline():
         _insert(model, fields, values)
         return
     _copy(model, fields, (list(v) for v in values), len(values))

@@ -31,7 +31,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, transact
 from django.db import connection as db_connection
 from django.utils.translation import gettext_noop
 
-from common.bulk import insert_rows
+from common.bulk import insert_rows, pipelined
 from common.dates import local_today
 from common.i18n import stored_text
 from orders.audit import order_events_log
@@ -451,15 +451,15 @@ class SendBatch:
         ids = [i.reminder_id for i in fresh]
         if db_connection.vendor == "postgresql":
             # plain SQL: this runs once per hand-over, often for a few reminders, and the ORM's
-            # compiling of the UPDATE cost more than the statement
+            # compiling of the UPDATE cost more than the statement; RETURNING: the ids are read
+            # with it (a rowcount is not known yet in a pipeline, common.bulk.pipelined)
             with db_connection.cursor() as cursor:
                 cursor.execute(f"UPDATE {Reminder._meta.db_table} SET handed_at = %s "  # noqa: S608 - model's table
-                               "WHERE id = ANY(%s) AND status = %s AND handed_at IS NULL",
+                               "WHERE id = ANY(%s) AND status = %s AND handed_at IS NULL RETURNING id",
                                [self.now, ids, Reminder.Status.PENDING.value])
-                marked = cursor.rowcount
-        else:
-            marked = Reminder.objects.filter(id__in=ids, status=Reminder.Status.PENDING,
-                                             handed_at__isnull=True).update(handed_at=self.now)
+                return {row[0] for row in cursor.fetchall()}
+        marked = Reminder.objects.filter(id__in=ids, status=Reminder.Status.PENDING,
+                                         handed_at__isnull=True).update(handed_at=self.now)
         if marked == len(fresh):
             return set(ids)
         return set(Reminder.objects.filter(id__in=ids, status=Reminder.Status.PENDING, handed_at=self.now)
@@ -470,7 +470,7 @@ class SendBatch:
         Returns the items to send. Safe to repeat whole (`retrying`): nothing outside the database
         changes before it commits."""
         fresh = [i for i in items if not i.handed]  # a throttled message keeps its first handed_at
-        with transaction.atomic():
+        with transaction.atomic(), pipelined():
             written = self._write_back(results) if results else None
             still = self._mark_handed(fresh) if fresh else set()
         if written:
@@ -791,7 +791,7 @@ class _Recorder:
     def _write(self, results, fresh: list[_Claimed]):
         """One transaction: write back `results`, mark `fresh` as handed over (the reminder ids still
         ours). Safe to repeat whole (`retrying`)."""
-        with transaction.atomic():
+        with transaction.atomic(), pipelined():
             written = self.batch._write_back(results)
             still = self.batch._mark_handed(fresh) if fresh else set()
         return written, still
