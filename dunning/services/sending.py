@@ -267,9 +267,12 @@ class SendBatch:
             due = list(selectors.orders_due(self.level, now=self.now, configs=self.configs, automatic=self.automatic,
                                             queryset=Order.objects.filter(id__in=chunk))
                        .annotate(skip_reason=selectors.skip_reason(checks))
-                       .select_related("sales_account", "payment_method")
                        .select_for_update(skip_locked=True, of=("self",))
                        .order_by("id"))
+            for order in due:  # the configs' account and method instead of two more instances per order
+                config = self.config_by_key.get((order.sales_account_id, order.payment_method_id))
+                if config is not None:  # (always: an order is due under its config; else read when used)
+                    order.sales_account, order.payment_method = config.sales_account, config.payment_method
             # Race: a concurrent run may have claimed one of these rows between this statement's snapshot
             # and our lock. This query has a fresh snapshot (READ COMMITTED) and sees its committed claim.
             due_ids = [o.id for o in due]
