@@ -1,7 +1,11 @@
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 from django import template
 from django.template.defaultfilters import date as date_filter
+from django.utils import dateformat
+from django.utils.formats import get_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.timezone import template_localtime
@@ -17,7 +21,8 @@ from ..filters import SELECTION_PARAMS
 register = template.Library()
 
 
-def _language() -> str:
+def active_language() -> str:
+    """The active language as the formatters take it ("de", "en")."""
     return (get_language() or "de")[:2]
 
 
@@ -26,7 +31,7 @@ def money(value: Decimal | None, currency: str = "EUR") -> str:
     """An amount with its currency, formatted for the active language (49,90 € / €49.90)."""
     if value is None:
         return ""
-    return format_money(value, currency or "EUR", _language())
+    return format_money(value, currency or "EUR", active_language())
 
 
 @register.filter
@@ -34,7 +39,7 @@ def money_sums(sums) -> SafeString:
     """Amounts per currency, [(currency, amount), ...], as "12.345,67 € + 99,00 CHF" ("" when none),
     each amount unbroken:
     amounts of different currencies are never added up."""
-    amounts = ((format_money(amount, currency or "EUR", _language()),) for currency, amount in sums or [])
+    amounts = ((format_money(amount, currency or "EUR", active_language()),) for currency, amount in sums or [])
     return format_html_join(" + ", '<span class="amount">{}</span>', amounts)
 
 
@@ -50,6 +55,24 @@ def date_or_dash(value, arg: str = "SHORT_DATE_FORMAT") -> str:
     except OverflowError:
         return "—"
     return date_filter(value, arg)
+
+
+def day_formatter(arg: str = "SHORT_DATE_FORMAT") -> Callable[[Any], str]:
+    """`date_or_dash(value, arg)` for many values of one page (`overview_rows`): the format of the
+    active language looked up once instead of per value. For dates and datetimes (what
+    `date_or_dash` is for) the same text."""
+    resolved = get_format(arg)
+
+    def day(value) -> str:
+        if value in (None, ""):
+            return ""
+        try:
+            value = template_localtime(value)
+        except OverflowError:
+            return "—"
+        return dateformat.format(value, resolved)
+
+    return day
 
 
 @register.filter
