@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable
+from typing import Any
 
+from django.http import QueryDict
 from django.urls import reverse
 from django.utils.html import conditional_escape, escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext, ngettext
 
+from common.formats import format_money
 from dunning.models import DunningLevel
 from orders.models import Order
 
-from common.formats import format_money
-
-from .templatetags.backoffice import active_language, day_formatter
+from .templatetags.backoffice import active_language, day_formatter, query_string_with
 
 _PK = 987654321987654321  # a number no order id is: the detail URL is built once per page
 
@@ -137,3 +138,20 @@ class RowRenderer:
 def rows_html(orders: Iterable[Order], *, checked_ids: set[int]) -> SafeString:
     renderer = RowRenderer(checked_ids=checked_ids)
     return mark_safe("\n      ".join(renderer.row(order) for order in orders))  # noqa: S308 - escaped above
+
+
+def header_cells(headers: Iterable[dict[str, Any]], data: QueryDict) -> SafeString:
+    """The sortable column headers (`views.overview._sort_headers`) as the header loop of
+    open_payments.html wrote them, each link the current query with its sort (`query_with o=`)."""
+    cells = []
+    for h in headers:
+        direction = h["direction"]
+        sort = f" sorted {_e(direction)}" if direction else ""
+        aria = f'aria-sort="{"ascending" if direction == "asc" else "descending"}"' if direction else ""
+        label = _e(h["label"])
+        if h["param"]:
+            title = f' title="{_e(h["title"])}"' if h["title"] else ""
+            label = f'<a href="{_e(query_string_with(data, o=h["next"]))}"{title}>{label}</a>'
+        cells.append(f'\n          <th class="{_e(h["css"])}{sort}" {aria}>\n            {label}\n'
+                     '          </th>\n        ')
+    return mark_safe("".join(cells))  # noqa: S308 - escaped above

@@ -3,6 +3,7 @@ from decimal import Decimal
 from typing import Any
 
 from django import template
+from django.http import QueryDict
 from django.template.defaultfilters import date as date_filter
 from django.utils import dateformat
 from django.utils.formats import get_format
@@ -98,7 +99,15 @@ def bulk_skip_label(code: str) -> str:
 def query_with(context, **changes) -> str:
     """The current query string with some parameters set (or removed with None/""); the page
     number is dropped unless given, since a changed filter or sort starts on page 1."""
-    params = context["request"].GET.copy()
+    return query_string_with(context["request"].GET, **changes)
+
+
+def query_string_with(data: QueryDict, **changes) -> str:
+    """`query_with` for a QueryDict. Copies its lists into a new QueryDict (QueryDict.copy() is a
+    deepcopy: about 50 µs, some 20 times per overview page)."""
+    params = QueryDict(mutable=True, encoding=data.encoding)
+    for key, values in data.lists():
+        params.setlist(key, list(values))
     for name in SELECTION_PARAMS:
         params.pop(name, None)
     if "page" not in changes:
@@ -111,6 +120,28 @@ def query_with(context, **changes) -> str:
     encoded = params.urlencode()
     return f"?{encoded}" if encoded else "?"
 
+
+def _widget_attrs_html(field) -> SafeString:
+    """The attributes of a bound field's widget as Django's attrs.html writes them (the widget's
+    attrs, the field's, then the id; as BoundField.as_widget)."""
+    widget = field.field.widget
+    attrs = {**widget.attrs, **field.build_widget_attrs({}, widget)}
+    if field.auto_id and "id" not in widget.attrs:
+        attrs.setdefault("id", field.auto_id)
+    return SafeString("".join(
+        format_html(" {}", name) if value is True else format_html(' {}="{}"', name, value)
+        for name, value in attrs.items() if value is not False and value is not None))
+
+
+@register.filter
+def input_box(field) -> SafeString:
+    """A bound form field with an Input widget (the overview's search box) as the HTML Django's
+    input widget template gives, in Python (the widget templates cost about 0.5 ms a page)."""
+    widget = field.field.widget
+    value = widget.format_value(field.value())
+    value_html = format_html(' value="{}"', value) if value is not None else ""
+    return format_html('<input type="{}" name="{}"{}{}>', widget.input_type, field.html_name, value_html,
+                       _widget_attrs_html(field))
 
 
 @register.filter
@@ -127,11 +158,5 @@ def select_box(field) -> SafeString:
                                    " selected" if value in selected else "", label))
         if value in selected:
             selected = set()  # a single select marks the first match only, as Django's widget does
-    attrs = {**widget.attrs, **field.build_widget_attrs({}, widget)}  # as BoundField.as_widget
-    if field.auto_id and "id" not in widget.attrs:
-        attrs.setdefault("id", field.auto_id)
-    attrs_html = "".join(
-        format_html(" {}", name) if value is True else format_html(' {}="{}"', name, value)
-        for name, value in attrs.items() if value is not False and value is not None)
-    return format_html('<select name="{}"{}>{}\n</select>', field.html_name, SafeString(attrs_html),
+    return format_html('<select name="{}"{}>{}\n</select>', field.html_name, _widget_attrs_html(field),
                        SafeString("".join(options)))

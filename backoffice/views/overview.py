@@ -33,7 +33,7 @@ from ..filters import (
     YES_NO,
     OpenOrderFilter,
 )
-from ..overview_rows import rows_html
+from ..overview_rows import header_cells, rows_html
 from ..permissions import back_office_required
 from ..selectors import CappedPaginator, closed_orders_matching, level_totals, open_orders, with_badges
 from .selection import MAX_SELECTED_IDS
@@ -162,6 +162,7 @@ def open_payments(request: HttpRequest) -> HttpResponse:
         order.overdue = order.days_overdue(today) if is_open else None
         order.due_in = -order.overdue if order.overdue is not None and order.overdue < 0 else 0
     ordering = filterset.form.cleaned_data.get("o") or []
+    headers = _sort_headers(ordering)
     # back from "Apply" without an action: the same orders ticked again (bulk.py)
     checked = {int(v) for v in request.GET.getlist("ids")[:MAX_SELECTED_IDS] if v.isdigit()}
     clean_query = request.GET.copy()
@@ -201,7 +202,8 @@ def open_payments(request: HttpRequest) -> HttpResponse:
             "chips": _chips(filterset, request.GET),
             "filter_errors": _filter_errors(filterset),
             "page_range": paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),
-            "headers": _sort_headers(ordering),
+            "headers": headers,
+            "header_html": header_cells(headers, request.GET),
             "filter_params": filter_params,
             "actions": [(key, action.label, key == "cancel" and not can_cancel)
                         for key, action in BULK_ACTIONS.items()],
