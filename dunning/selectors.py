@@ -435,15 +435,19 @@ def claims_today(orders: Sequence[Order], *, on: datetime.date,
                  configs: Iterable[DunningConfig], annotated: bool = False) -> dict[int, Claim]:
     """The claim of each of `orders` on `on` (the overview's "Total due", for one page of rows):
     three queries whatever the number of orders (the base rates, the first deadlines and the
-    payments of these orders), two when the rows carry `first_deadline` (`annotated`: read with
-    `first_deadline_subquery()`), one more only when an order's config is not among `configs` (an
-    inactive one: its settings still apply to the reminders it sent, as on the order page)."""
+    payments of these orders), one or two when the rows carry `first_deadline` and `paid_amount`
+    (`annotated`: read with `first_deadline_subquery()` and `payments.selectors.with_paid_amount`):
+    then the payments are read only for the orders with a `paid_amount` above zero (every payment
+    is positive, a constraint: an order without is one without payments), and not at all when none
+    has one. One more only when an order's config is not among `configs` (an inactive one: its
+    settings still apply to the reminders it sent, as on the order page)."""
     ids = [order.pk for order in orders]
     if not ids:
         return {}
     rates = base_rates()
     firsts = {o.pk: o.first_deadline for o in orders} if annotated else first_deadlines(ids)
-    paid = claim_payments_by_order(ids)
+    paid_ids = [o.pk for o in orders if o.paid_amount] if annotated else ids
+    paid = claim_payments_by_order(paid_ids) if paid_ids else {}
     by_key = {(c.sales_account_id, c.payment_method_id): c for c in configs}
     missing = {(o.sales_account_id, o.payment_method_id) for o in orders} - by_key.keys()
     if missing:

@@ -31,9 +31,18 @@ from backoffice.selectors import (
 )
 from dunning import selectors as dunning_selectors
 from dunning.models import DunningConfig, Reminder, ReminderAssignment
-from dunning.selectors import ALL_LEVELS, active_configs, level_q, local_midnight, local_today, orders_at_level
+from dunning.selectors import (
+    ALL_LEVELS,
+    active_configs,
+    claims_today,
+    level_q,
+    local_midnight,
+    local_today,
+    orders_at_level,
+)
 from dunning.services import TemplateResolver
 from orders.models import OPEN, Order
+from payments.models import Payment
 from tests.dunning.test_level_property import TERMS, configs, instants, orders
 from tests.factories import (
     DunningConfigFactory,
@@ -278,8 +287,29 @@ def test_queries_per_page_do_not_grow_with_rows(bo_client, place, params):
     make("M", 120)
     with CaptureQueriesContext(connection) as many:
         assert bo_client.get(URL, params).status_code == 200
-    # 12 (was 11): one EXISTS decides whether "Cancel orders" is offered (flagged prepayment orders only)
-    assert len(few.captured_queries) == len(many.captured_queries) <= 12
+    # 10 (was 12): whether "Cancel orders" is offered (flagged prepayment orders only) is a column of
+    # the page's ids query, and no row is partly paid, so no payments are read (one query more when
+    # one is: test_a_page_reads_payments_only_for_partly_paid_rows)
+    assert len(few.captured_queries) == len(many.captured_queries) <= 10
+
+
+def test_a_page_reads_payments_only_for_partly_paid_rows(bo_client, place, now_real):
+    """The rows' claims (the "Total due" column) read the payments of the rows with a paid amount
+    only, in one query, and none when no row has one; the claims are those of all payments."""
+    place(10, number="N0", total=Decimal("50.00"))
+    partly = place(10, number="N1", total=Decimal("30.00"))
+    bo_client.get(URL)
+    with CaptureQueriesContext(connection) as unpaid:
+        bo_client.get(URL)
+    Payment.objects.create(order=partly, amount=Decimal("10.00"), currency="EUR", booked_on=now_real.date(),
+                           source_id="test:1", matched_by=Payment.MatchedBy.MANUAL, matched_at=now_real)
+    with CaptureQueriesContext(connection) as paid:
+        response = bo_client.get(URL)
+    assert len(paid.captured_queries) == len(unpaid.captured_queries) + 1
+    orders = response.context["orders"]
+    expected = claims_today(orders, on=local_today(now_real), configs=active_configs())
+    assert {o.pk: o.claim for o in orders} == expected
+    assert expected[partly.pk].total_due < expected[partly.pk].principal
 
 
 def test_notify_confirmation_queries_do_not_grow_with_orders(bo_client, place, assignments):
