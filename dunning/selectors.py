@@ -20,6 +20,7 @@ from django.db.models import Case, CharField, Count, Exists, IntegerField, Outer
 from django.utils.translation import gettext_lazy as _
 
 from common.choices import ReasonChoices
+from common.compiled import CompiledRows
 from common.dates import end_of_day, local_midnight, local_today
 from orders.models import OPEN, Order
 from payments.models import Payment
@@ -40,11 +41,18 @@ def stale_after() -> datetime.timedelta:
     return datetime.timedelta(minutes=settings.DUNNING_STALE_PENDING_MINUTES)
 
 
+def _active_configs_query() -> QuerySet[DunningConfig]:
+    return DunningConfig.objects.filter(is_active=True).select_related("payment_method", "sales_account")
+
+
+# every page of the overview, Notify and the job read them: compiled once per connection
+_ACTIVE_CONFIGS = CompiledRows(_active_configs_query)
+
+
 def active_configs(*, sales_account_id: int | None = None) -> list[DunningConfig]:
-    qs = DunningConfig.objects.filter(is_active=True).select_related("payment_method", "sales_account")
     if sales_account_id is not None:
-        qs = qs.filter(sales_account_id=sales_account_id)
-    return list(qs)
+        return list(_active_configs_query().filter(sales_account_id=sales_account_id))
+    return _ACTIVE_CONFIGS.instances()
 
 
 # What one config's part of a level asks of an order besides its account and payment method:
@@ -389,9 +397,13 @@ def claim_payments(order: Order) -> ClaimPayments:
     return claim_payments_by_order([order.id]).get(order.id, [])
 
 
+_BASE_RATES = CompiledRows(lambda: BaseRate.objects.order_by("valid_from").values_list("valid_from", "rate"))
+
+
 def base_rates() -> list[tuple[datetime.date, Decimal]]:
-    """All base rates as (valid from, rate), oldest first: a few dozen rows at most."""
-    return list(BaseRate.objects.order_by("valid_from").values_list("valid_from", "rate"))
+    """All base rates as (valid from, rate), oldest first: a few dozen rows at most (the SQL
+    compiled once per connection: the overview reads them on every page)."""
+    return _BASE_RATES.tuples()
 
 
 def first_deadlines(order_ids: Iterable[int]) -> dict[int, datetime.date]:
