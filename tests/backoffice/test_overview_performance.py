@@ -22,7 +22,9 @@ from hypothesis import strategies as st
 
 from backoffice import selectors
 from backoffice.selectors import (
+    _PAGE_ROWS,
     CappedPaginator,
+    _page_rows_query,
     bounced_exists,
     count_each,
     level_counts,
@@ -391,3 +393,31 @@ def test_level_totals_count_what_level_counts_counts_and_sum_per_currency(db, dj
         expected = [(c, s) for c, s in at_level.order_by("currency").values("currency").annotate(
             s=models.Sum("total")).values_list("currency", "s")]
         assert totals.sums[level] == expected
+
+
+def test_the_rows_query_compiled_once_takes_each_pages_values(place, now_real, django_assert_num_queries):
+    """The rows query (common.compiled.CompiledRows): compiled once with its markers, run with
+    each page's ids (padded, or the queryset as usual for more ids than the marker holds) and
+    instant; the same rows, relations and annotations as the queryset."""
+    orders = [place(10 + i, sent=i % 3, number=f"N{i}") for i in range(7)]
+    ReminderFactory(order=orders[1], level=2, status=Reminder.Status.PENDING,
+                    created_at=now_real - datetime.timedelta(hours=5))
+    ReminderFactory(order=orders[2], level=3, status=Reminder.Status.FAILED, created_at=now_real)
+    columns = ("pk", "number", "total", "last_send_failed", "in_flight", "outcome_unknown", "address_bounced",
+               "paid_amount", "first_deadline")
+
+    def seen(rows):
+        return sorted(tuple(getattr(o, c) for c in columns) for o in rows)
+
+    for stale_before in (now_real - datetime.timedelta(hours=1), now_real - datetime.timedelta(days=1)):
+        for ids in ([orders[0].pk], [o.pk for o in orders[:3]], [o.pk for o in orders], [orders[1].pk, 10**9]):
+            with django_assert_num_queries(1):
+                got = _PAGE_ROWS.instances(ids=ids, stale_before=stale_before)
+            assert seen(got) == seen(_page_rows_query(ids, stale_before)), (ids, stale_before)
+    assert {o.outcome_unknown for o in _PAGE_ROWS.instances(ids=[orders[1].pk], stale_before=now_real)} == {True}
+    # compiled on PostgreSQL; SQLite's datetimes are converted to text at compile time (the marker
+    # does not come out unchanged): there the queryset is built per call
+    assert (_PAGE_ROWS.sql() is not None) == (connection.vendor == "postgresql")
+    too_many = [o.pk for o in orders] + list(range(10**9, 10**9 + 200))
+    assert seen(_PAGE_ROWS.instances(ids=too_many, stale_before=now_real)) == seen(
+        _page_rows_query(too_many, now_real))

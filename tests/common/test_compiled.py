@@ -51,3 +51,4 @@ def test_the_queryset_is_built_and_compiled_once(db, django_assert_num_queries):
     assert all(isinstance(rate, Decimal) and isinstance(day, datetime.date) for day, rate in got)
     assert len(built) == 1
     assert base_rates() == list(BaseRate.objects.order_by("valid_from").values_list("valid_from", "rate"))
+
