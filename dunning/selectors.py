@@ -151,9 +151,17 @@ def _pairs_q(pairs: set[tuple[int, int]]) -> Q:
 
 
 def level_q(level: DunningLevel | int | str, *, now: datetime.datetime, configs: Iterable[DunningConfig]) -> Q:
-    """Q for "open order at `level`" (1, 2, 3 or completed) at `now` under the active `configs`."""
-    terms = level_terms_q(level, now=now, configs=configs)
-    return NOTHING if terms is NOTHING else OPEN & terms
+    """Q for "open order at `level`" (1, 2, 3 or completed) at `now` under the active `configs`
+    (shared, as `level_terms_q`'s: combine it, never change it)."""
+    level = DunningLevel.coerce(level)
+    active = [c for c in configs if c.is_active]
+    key = _level_key(level, local_today(now), active)
+
+    def build() -> Q:
+        terms = level_terms_q(level, now=now, configs=active)
+        return NOTHING if terms is NOTHING else OPEN & terms
+
+    return _cached("level", key, build)
 
 
 def level_terms_q(level: DunningLevel | int | str, *, now: datetime.datetime,
@@ -166,14 +174,53 @@ def level_terms_q(level: DunningLevel | int | str, *, now: datetime.datetime,
     terms are stated once, for all their (account, method) pairs (`IN` lists): a shop's configs
     mostly share their days, and nine configs in three accounts become two terms instead of nine:
     the same orders, with a fraction of the SQL to build, compile and evaluate per row
-    (docs/performance-notes.md)."""
+    (docs/performance-notes.md).
+
+    Built once per level, local day and configs' terms (`_LEVEL_RULE`): a page of the overview
+    asks for each level several times (the filter, the rows' levels), and building the Q is about
+    0.1 ms each. The Q returned is shared: combine it (`&`, `|`, `~` copy), never change it."""
     level = DunningLevel.coerce(level)
     today = local_today(now)
+    active = [c for c in configs if c.is_active]
+    return _cached("terms", _level_key(level, today, active), lambda: _level_terms_q(level, today, active))
+
+
+# ("terms" / "level" / "predicate", level, local day, TIME_ZONE, the active configs' terms) -> what
+# `level_terms_q`, `level_q` and `level_of_loaded` build of them; cleared when full (a new day or a
+# changed config makes new keys; the old ones are never asked again)
+_LEVEL_RULE: dict[tuple, Any] = {}
+LEVEL_RULE_CACHED = 256
+
+
+def _cached(kind: str, key: tuple, build: Callable[[], Any]) -> Any:
+    value = _LEVEL_RULE.get((kind, *key))
+    if value is None:
+        value = build()
+        if len(_LEVEL_RULE) >= LEVEL_RULE_CACHED:
+            _LEVEL_RULE.clear()
+        _LEVEL_RULE[(kind, *key)] = value
+    return value
+
+
+def _level_key(level: DunningLevel, today: datetime.date, active: list[DunningConfig]) -> tuple:
+    """Everything of the active configs `_config_level_terms` reads for `level` (the completed level
+    reads no days, so neither the payment method's term: a config without its method loaded costs
+    no query more than before)."""
+    if level == DunningLevel.COMPLETED:
+        terms = tuple((c.sales_account_id, c.payment_method_id, c.minimum_amount, c.only_orders_since)
+                      for c in active)
+    else:
+        terms = tuple((c.sales_account_id, c.payment_method_id, c.minimum_amount, c.only_orders_since,
+                       c.level_days(level), c.min_days_between_reminders, c.payment_method.payment_term_days)
+                      for c in active)
+    return level, today, settings.TIME_ZONE, terms
+
+
+def _level_terms_q(level: DunningLevel, today: datetime.date, active: list[DunningConfig]) -> Q:
     pairs_by_terms: dict[_Terms, set[tuple[int, int]]] = {}
-    for c in configs:
-        if c.is_active:
-            pairs_by_terms.setdefault(_config_level_terms(c, level, today), set()).add(
-                (c.sales_account_id, c.payment_method_id))
+    for c in active:
+        pairs_by_terms.setdefault(_config_level_terms(c, level, today), set()).add(
+            (c.sales_account_id, c.payment_method_id))
     if not pairs_by_terms:
         return NOTHING
     parts = [_pairs_q(pairs) & _terms_q(terms) for terms, pairs in
@@ -210,10 +257,13 @@ def order_level(order: Order, *, now: datetime.datetime, configs: Iterable[Dunni
 
 def level_of_loaded(*, now: datetime.datetime,
                     configs: Iterable[DunningConfig]) -> Callable[[Order], int | None]:
-    """`order_level` for many loaded orders: each level's `level_q` built and turned into a
-    function once (`q_predicate`; the overview's page of rows), then one call per level per row."""
-    configs = list(configs)
-    levels = [(level.value, q_predicate(level_q(level, now=now, configs=configs))) for level in DunningLevel]
+    """`order_level` for many loaded orders: each level's `level_q` turned into a function once
+    (`q_predicate`; kept with the level's Q, `_LEVEL_RULE`), then one call per level per row."""
+    active = [c for c in configs if c.is_active]
+    today = local_today(now)
+    levels = [(level.value, _cached("predicate", _level_key(level, today, active),
+                                    lambda level=level: q_predicate(level_q(level, now=now, configs=active))))
+              for level in DunningLevel]
 
     def level_of(order: Order) -> int | None:
         for value, matches in levels:
