@@ -44,7 +44,9 @@ def book(place, today, invoice):
         "G": place(91, total=D("70.00"), flagged_for_cancellation_at=flagged_at),  # over 90, level 1, flagged
         "J": place(45, sales_account=amazon, total=D("80.00")),  # 31-60, no config: no level
         "CHF": place(5, total=D("100.00"), currency="CHF"),  # 1-30
-        "paid": place(40, total=D("999.00"), paid_at=at(today)),
+        # paid at local midnight: before now whenever the test runs (at 10:00 it was in the future
+        # before 10:00, and the snapshot, which counts as of now, still counted it open)
+        "paid": place(40, total=D("999.00"), paid_at=at(today, 0)),
     }
 
 
