@@ -4,6 +4,7 @@ dunning.selectors.level_q: the level rule is not repeated here."""
 
 from __future__ import annotations
 
+import copy
 import datetime
 from collections.abc import Iterable
 
@@ -200,15 +201,46 @@ class OpenOrderFilter(django_filters.FilterSet):
 
     def __init__(
         self, data=None, queryset=None, *, now: datetime.datetime, configs: Iterable[DunningConfig],
-        with_level: bool = True, **kwargs
+        with_level: bool = True, request=None, prefix=None
     ) -> None:
-        super().__init__(data, queryset, **kwargs)
+        # django-filter's FilterSet.__init__ without its `copy.deepcopy(self.base_filters)`: each
+        # filter is copied shallowly instead (its own `parent`; the method filters re-bound to the
+        # copy), which is all a request changes of a filter. The deep copy of the 16 filters (their
+        # choices, widgets and lazy labels) was about a tenth of the overview's Python time
+        # (docs/performance-notes.md). The form class is built once (`get_form_class`).
+        self.is_bound = data is not None
+        self.data = data or QueryDict()
+        self.queryset = Order.objects.all() if queryset is None else queryset
+        self.request = request
+        self.form_prefix = prefix
+        self.filters = {name: self._copy_filter(f) for name, f in self.base_filters.items()}
         self.now = now
         self.configs = list(configs)
         if self.list_state != STATE_OPEN:
             # the caller's queryset is the open orders (`overview_orders`): the same, in another state
             self.queryset = overview_orders(now=now, configs=self.configs, state=self.list_state,
                                             with_level=with_level)
+
+    def _copy_filter(self, base: django_filters.Filter) -> django_filters.Filter:
+        f = copy.copy(base)
+        f.extra = dict(base.extra)
+        if base.method is not None:
+            f.method = base.method  # a FilterMethod of the copy, which finds the method on this parent
+        f.model = self.queryset.model
+        f.parent = self
+        return f
+
+    @classmethod
+    def get_form_class(cls) -> type[forms.Form]:
+        """The form of the filters, built once per class from the declared filters' fields (which
+        depend on nothing of a request; django-filter builds the class on every request). Each
+        form still deep-copies its fields (Django's Form.__init__)."""
+        form_class = cls.__dict__.get("_form_class")
+        if form_class is None:
+            fields = {name: f.field for name, f in cls.base_filters.items()}
+            form_class = type(f"{cls.__name__}Form", (cls._meta.form,), fields)
+            cls._form_class = form_class
+        return form_class
 
     @staticmethod
     def sorts_by_level(data: QueryDict) -> bool:

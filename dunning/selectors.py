@@ -14,12 +14,14 @@ from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from functools import reduce
 from operator import or_
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Case, CharField, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.utils.translation import gettext_lazy as _
 
 from common.choices import ReasonChoices
+from common.compiled import CompiledRows
 from common.dates import end_of_day, local_midnight, local_today
 from orders.models import OPEN, Order
 from payments.models import Payment
@@ -40,11 +42,18 @@ def stale_after() -> datetime.timedelta:
     return datetime.timedelta(minutes=settings.DUNNING_STALE_PENDING_MINUTES)
 
 
+def _active_configs_query() -> QuerySet[DunningConfig]:
+    return DunningConfig.objects.filter(is_active=True).select_related("payment_method", "sales_account")
+
+
+# every page of the overview, Notify and the job read them: compiled once per connection
+_ACTIVE_CONFIGS = CompiledRows(_active_configs_query)
+
+
 def active_configs(*, sales_account_id: int | None = None) -> list[DunningConfig]:
-    qs = DunningConfig.objects.filter(is_active=True).select_related("payment_method", "sales_account")
     if sales_account_id is not None:
-        qs = qs.filter(sales_account_id=sales_account_id)
-    return list(qs)
+        return list(_active_configs_query().filter(sales_account_id=sales_account_id))
+    return _ACTIVE_CONFIGS.instances()
 
 
 # What one config's part of a level asks of an order besides its account and payment method:
@@ -142,9 +151,17 @@ def _pairs_q(pairs: set[tuple[int, int]]) -> Q:
 
 
 def level_q(level: DunningLevel | int | str, *, now: datetime.datetime, configs: Iterable[DunningConfig]) -> Q:
-    """Q for "open order at `level`" (1, 2, 3 or completed) at `now` under the active `configs`."""
-    terms = level_terms_q(level, now=now, configs=configs)
-    return NOTHING if terms is NOTHING else OPEN & terms
+    """Q for "open order at `level`" (1, 2, 3 or completed) at `now` under the active `configs`
+    (shared, as `level_terms_q`'s: combine it, never change it)."""
+    level = DunningLevel.coerce(level)
+    active = [c for c in configs if c.is_active]
+    key = _level_key(level, local_today(now), active)
+
+    def build() -> Q:
+        terms = level_terms_q(level, now=now, configs=active)
+        return NOTHING if terms is NOTHING else OPEN & terms
+
+    return _cached("level", key, build)
 
 
 def level_terms_q(level: DunningLevel | int | str, *, now: datetime.datetime,
@@ -157,14 +174,53 @@ def level_terms_q(level: DunningLevel | int | str, *, now: datetime.datetime,
     terms are stated once, for all their (account, method) pairs (`IN` lists): a shop's configs
     mostly share their days, and nine configs in three accounts become two terms instead of nine:
     the same orders, with a fraction of the SQL to build, compile and evaluate per row
-    (docs/performance-notes.md)."""
+    (docs/performance-notes.md).
+
+    Built once per level, local day and configs' terms (`_LEVEL_RULE`): a page of the overview
+    asks for each level several times (the filter, the rows' levels), and building the Q is about
+    0.1 ms each. The Q returned is shared: combine it (`&`, `|`, `~` copy), never change it."""
     level = DunningLevel.coerce(level)
     today = local_today(now)
+    active = [c for c in configs if c.is_active]
+    return _cached("terms", _level_key(level, today, active), lambda: _level_terms_q(level, today, active))
+
+
+# ("terms" / "level" / "predicate", level, local day, TIME_ZONE, the active configs' terms) -> what
+# `level_terms_q`, `level_q` and `level_of_loaded` build of them; cleared when full (a new day or a
+# changed config makes new keys; the old ones are never asked again)
+_LEVEL_RULE: dict[tuple, Any] = {}
+LEVEL_RULE_CACHED = 256
+
+
+def _cached(kind: str, key: tuple, build: Callable[[], Any]) -> Any:
+    value = _LEVEL_RULE.get((kind, *key))
+    if value is None:
+        value = build()
+        if len(_LEVEL_RULE) >= LEVEL_RULE_CACHED:
+            _LEVEL_RULE.clear()
+        _LEVEL_RULE[(kind, *key)] = value
+    return value
+
+
+def _level_key(level: DunningLevel, today: datetime.date, active: list[DunningConfig]) -> tuple:
+    """Everything of the active configs `_config_level_terms` reads for `level` (the completed level
+    reads no days, so neither the payment method's term: a config without its method loaded costs
+    no query more than before)."""
+    if level == DunningLevel.COMPLETED:
+        terms = tuple((c.sales_account_id, c.payment_method_id, c.minimum_amount, c.only_orders_since)
+                      for c in active)
+    else:
+        terms = tuple((c.sales_account_id, c.payment_method_id, c.minimum_amount, c.only_orders_since,
+                       c.level_days(level), c.min_days_between_reminders, c.payment_method.payment_term_days)
+                      for c in active)
+    return level, today, settings.TIME_ZONE, terms
+
+
+def _level_terms_q(level: DunningLevel, today: datetime.date, active: list[DunningConfig]) -> Q:
     pairs_by_terms: dict[_Terms, set[tuple[int, int]]] = {}
-    for c in configs:
-        if c.is_active:
-            pairs_by_terms.setdefault(_config_level_terms(c, level, today), set()).add(
-                (c.sales_account_id, c.payment_method_id))
+    for c in active:
+        pairs_by_terms.setdefault(_config_level_terms(c, level, today), set()).add(
+            (c.sales_account_id, c.payment_method_id))
     if not pairs_by_terms:
         return NOTHING
     parts = [_pairs_q(pairs) & _terms_q(terms) for terms, pairs in
@@ -201,14 +257,17 @@ def order_level(order: Order, *, now: datetime.datetime, configs: Iterable[Dunni
 
 def level_of_loaded(*, now: datetime.datetime,
                     configs: Iterable[DunningConfig]) -> Callable[[Order], int | None]:
-    """`order_level` for many loaded orders: each level's `level_q` built once (the overview's
-    page of rows)."""
-    configs = list(configs)
-    levels = [(level.value, level_q(level, now=now, configs=configs)) for level in DunningLevel]
+    """`order_level` for many loaded orders: each level's `level_q` turned into a function once
+    (`q_predicate`; kept with the level's Q, `_LEVEL_RULE`), then one call per level per row."""
+    active = [c for c in configs if c.is_active]
+    today = local_today(now)
+    levels = [(level.value, _cached("predicate", _level_key(level, today, active),
+                                    lambda level=level: q_predicate(level_q(level, now=now, configs=active))))
+              for level in DunningLevel]
 
     def level_of(order: Order) -> int | None:
-        for value, q in levels:
-            if q_matches(q, order):
+        for value, matches in levels:
+            if matches(order) is True:
                 return value
         return None
 
@@ -230,34 +289,63 @@ def q_matches(q: Q, obj) -> bool:
     comparison with NULL is unknown, and unknown is not a match). Only lookups on the instance's
     own fields (`exact`, `in`, `gte`, `gt`, `lte`, `lt`, `isnull`): anything else raises ValueError
     rather than guess."""
-    return _q_value(q, obj) is True
+    return q_predicate(q)(obj) is True
 
 
-def _q_value(q: Q, obj) -> bool | None:
-    values = []
-    for child in q.children:
-        if isinstance(child, Q):
-            values.append(_q_value(child, obj))
-            continue
-        key, expected = child
-        name, _, lookup = key.partition("__")
-        lookup = lookup or "exact"
-        if "__" in lookup or (lookup != "isnull" and lookup not in _COMPARE) or hasattr(expected, "resolve_expression"):
-            raise ValueError(f"q_matches cannot evaluate {key!r}")
-        actual = obj.pk if name == "pk" else getattr(obj, name)
-        if lookup == "isnull":
-            values.append((actual is None) == bool(expected))
-        elif actual is None or expected is None:
-            values.append(None)
-        else:
-            values.append(_COMPARE[lookup](actual, expected))
+Predicate = Callable[[Any], bool | None]
+
+
+def q_predicate(q: Q) -> Predicate:
+    """`q` as a function of a model instance giving True, False or None (unknown) by SQL's
+    three-valued logic: the tree walked once, here, instead of per instance (`q_matches` per row
+    and level was a twentieth of the overview's Python time). Raises ValueError for a lookup
+    `q_matches` cannot evaluate."""
+    parts: list[Predicate] = [q_predicate(child) if isinstance(child, Q) else _leaf(*child) for child in q.children]
+    negated = bool(q.negated)
     if q.connector == Q.AND:
-        value = False if False in values else (None if None in values else True)
+        def node(obj) -> bool | None:
+            unknown = False
+            for part in parts:
+                value = part(obj)
+                if value is False:
+                    return negated
+                if value is None:
+                    unknown = True
+            if unknown:
+                return None
+            return not negated
     else:
-        value = True if True in values else (None if None in values else False)
-    if q.negated:
-        return None if value is None else not value
-    return value
+        def node(obj) -> bool | None:
+            unknown = False
+            for part in parts:
+                value = part(obj)
+                if value is True:
+                    return not negated
+                if value is None:
+                    unknown = True
+            if unknown:
+                return None
+            return negated
+    return node
+
+
+def _leaf(key: str, expected) -> Predicate:
+    name, _, lookup = key.partition("__")
+    lookup = lookup or "exact"
+    if "__" in lookup or (lookup != "isnull" and lookup not in _COMPARE) or hasattr(expected, "resolve_expression"):
+        raise ValueError(f"q_matches cannot evaluate {key!r}")
+    if lookup == "isnull":
+        want_null = bool(expected)
+        return lambda obj: (getattr(obj, name) is None) == want_null
+    if expected is None:
+        return lambda obj: None
+    compare = _COMPARE[lookup]
+
+    def leaf(obj) -> bool | None:
+        actual = getattr(obj, name)
+        return None if actual is None else compare(actual, expected)
+
+    return leaf
 
 
 def live_reminder_exists(level: int) -> Exists:
@@ -389,9 +477,13 @@ def claim_payments(order: Order) -> ClaimPayments:
     return claim_payments_by_order([order.id]).get(order.id, [])
 
 
+_BASE_RATES = CompiledRows(lambda: BaseRate.objects.order_by("valid_from").values_list("valid_from", "rate"))
+
+
 def base_rates() -> list[tuple[datetime.date, Decimal]]:
-    """All base rates as (valid from, rate), oldest first: a few dozen rows at most."""
-    return list(BaseRate.objects.order_by("valid_from").values_list("valid_from", "rate"))
+    """All base rates as (valid from, rate), oldest first: a few dozen rows at most (the SQL
+    compiled once per connection: the overview reads them on every page)."""
+    return _BASE_RATES.tuples()
 
 
 def first_deadlines(order_ids: Iterable[int]) -> dict[int, datetime.date]:
@@ -435,15 +527,19 @@ def claims_today(orders: Sequence[Order], *, on: datetime.date,
                  configs: Iterable[DunningConfig], annotated: bool = False) -> dict[int, Claim]:
     """The claim of each of `orders` on `on` (the overview's "Total due", for one page of rows):
     three queries whatever the number of orders (the base rates, the first deadlines and the
-    payments of these orders), two when the rows carry `first_deadline` (`annotated`: read with
-    `first_deadline_subquery()`), one more only when an order's config is not among `configs` (an
-    inactive one: its settings still apply to the reminders it sent, as on the order page)."""
+    payments of these orders), one or two when the rows carry `first_deadline` and `paid_amount`
+    (`annotated`: read with `first_deadline_subquery()` and `payments.selectors.with_paid_amount`):
+    then the payments are read only for the orders with a `paid_amount` above zero (every payment
+    is positive, a constraint: an order without is one without payments), and not at all when none
+    has one. One more only when an order's config is not among `configs` (an inactive one: its
+    settings still apply to the reminders it sent, as on the order page)."""
     ids = [order.pk for order in orders]
     if not ids:
         return {}
     rates = base_rates()
     firsts = {o.pk: o.first_deadline for o in orders} if annotated else first_deadlines(ids)
-    paid = claim_payments_by_order(ids)
+    paid_ids = [o.pk for o in orders if o.paid_amount] if annotated else ids
+    paid = claim_payments_by_order(paid_ids) if paid_ids else {}
     by_key = {(c.sales_account_id, c.payment_method_id): c for c in configs}
     missing = {(o.sales_account_id, o.payment_method_id) for o in orders} - by_key.keys()
     if missing:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from django.db.models import Exists
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
 from django.utils import timezone
@@ -16,10 +17,8 @@ from django.utils.translation import pgettext_lazy
 from common.dates import local_today
 from dunning.models import DunningLevel, EmailTemplate
 from dunning.reporting import AgeBucket
-from dunning.selectors import active_configs, claims_today, first_deadline_subquery, level_of_loaded
-from orders.models import Order
+from dunning.selectors import active_configs, claims_today, level_of_loaded
 from orders.services import RULES
-from payments.selectors import with_paid_amount
 
 from ..bulk_actions import BULK_ACTIONS
 from ..filters import (
@@ -33,9 +32,9 @@ from ..filters import (
     YES_NO,
     OpenOrderFilter,
 )
-from ..overview_rows import rows_html
+from ..overview_rows import header_cells, rows_html
 from ..permissions import back_office_required
-from ..selectors import CappedPaginator, closed_orders_matching, level_totals, open_orders, with_badges
+from ..selectors import CappedPaginator, closed_orders_matching, level_totals, open_orders, page_rows
 from .selection import MAX_SELECTED_IDS
 
 PAGE_SIZE = 50
@@ -136,22 +135,25 @@ def open_payments(request: HttpRequest) -> HttpResponse:
     totals = level_totals(filterset.qs_without("dunning_level"), now=now, configs=configs,
                           open_only=filterset.list_state == STATE_OPEN, where=filterset.totals_where())
     counts, sums = totals.counts, totals.sums
+    # the select boxes' accounts and payment methods, read now: the rows take theirs from them
+    accounts = {a.pk: a for a in filterset.form.fields["sales_account"].queryset}
+    methods = {m.pk: m for m in filterset.form.fields["payment_method"].queryset}
     paginator = CappedPaginator(
         filterset.qs,
         PAGE_SIZE,
         # filtered by level, the list is exactly that level's tab, else all the tabs: its count
         # is known already
         known_count=counts[level] if level is not None else totals.all_count,
-        # the badges, the first deadline and what payments cover (the "partly paid" label) are
-        # subqueries of the rows' query: no query of their own
-        rows=lambda ids: with_paid_amount(with_badges(
-            Order.objects.filter(pk__in=ids).select_related("sales_account", "payment_method"), now=now))
-        .annotate(first_deadline=first_deadline_subquery()).order_by(),
+        rows=lambda ids: page_rows(ids, now=now, accounts=accounts, methods=methods),
+        # cancel applies to flagged prepayment orders only: offered when the list holds one (a
+        # column of the page's ids query; an empty list holds none)
+        list_columns={"can_cancel": Exists(filterset.qs.filter(RULES["cancel"].eligible))},
     )
     page = paginator.get_page(request.GET.get("page"))
     orders = list(page.object_list)
-    # today's claim of the page's rows only (fees, interest, payments): 2 queries more, whatever
-    # the rows (the base rates; the page's payments); the first deadlines come with the rows
+    # today's claim of the page's rows only (fees, interest, payments): 1 or 2 queries more,
+    # whatever the rows (the base rates; the payments of the rows partly paid); the first
+    # deadlines and what payments cover come with the rows
     claims = claims_today(orders, on=today, configs=configs, annotated=True)
     level_of = level_of_loaded(now=now, configs=configs)
     for order in orders:
@@ -162,6 +164,7 @@ def open_payments(request: HttpRequest) -> HttpResponse:
         order.overdue = order.days_overdue(today) if is_open else None
         order.due_in = -order.overdue if order.overdue is not None and order.overdue < 0 else 0
     ordering = filterset.form.cleaned_data.get("o") or []
+    headers = _sort_headers(ordering)
     # back from "Apply" without an action: the same orders ticked again (bulk.py)
     checked = {int(v) for v in request.GET.getlist("ids")[:MAX_SELECTED_IDS] if v.isdigit()}
     clean_query = request.GET.copy()
@@ -170,8 +173,7 @@ def open_payments(request: HttpRequest) -> HttpResponse:
     # a search also finds paid and cancelled orders ("I have paid", on the phone): shown apart
     search = (filterset.form.cleaned_data.get("q") or "").strip()
     closed = list(closed_orders_matching(search)[: CLOSED_SHOWN + 1]) if search else []
-    # cancel applies to flagged prepayment orders only: offered when the list holds one
-    can_cancel = filterset.qs.filter(RULES["cancel"].eligible).exists()
+    can_cancel = bool(paginator.list_values["can_cancel"])
     filter_params = OpenOrderFilter.params(request.GET)
     export_params = QueryDict(mutable=True)
     for name, value in [*filter_params, *(("o", v) for v in request.GET.getlist("o") if v)]:
@@ -201,7 +203,8 @@ def open_payments(request: HttpRequest) -> HttpResponse:
             "chips": _chips(filterset, request.GET),
             "filter_errors": _filter_errors(filterset),
             "page_range": paginator.get_elided_page_range(page.number, on_each_side=2, on_ends=1),
-            "headers": _sort_headers(ordering),
+            "headers": headers,
+            "header_html": header_cells(headers, request.GET),
             "filter_params": filter_params,
             "actions": [(key, action.label, key == "cancel" and not can_cancel)
                         for key, action in BULK_ACTIONS.items()],
