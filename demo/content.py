@@ -67,9 +67,13 @@ CANCEL_AND_RELEASE = "cancel_and_release_reservation"
 # The DunningConfig field defaults: what a config leaves out.
 CONFIG_DEFAULTS = {"is_active": False, "level_1_days": 7, "level_2_days": 14, "level_3_days": 21,
                    "min_days_between_reminders": 7, "minimum_amount": Decimal("0"), "cancel_after_days": None,
-                   "cancellation_action": FLAG}
+                   "cancellation_action": FLAG, "level_1_fee": Decimal("0"), "level_2_fee": Decimal("0"),
+                   "level_3_fee": Decimal("0")}
+# Invoice configs charge 2.50 EUR at the second and the third reminder (the first is free): what
+# courts accept for a reminder's paper and postage (docs/rules/claim.md), so the demo's level-2 and
+# level-3 e-mails, letters and the overview's "total due" show a claim beyond the order total.
 _INVOICE = {"is_active": True, "level_1_days": 7, "level_2_days": 14, "level_3_days": 21,
-            "min_days_between_reminders": 7}
+            "min_days_between_reminders": 7, "level_2_fee": Decimal("2.50"), "level_3_fee": Decimal("2.50")}
 _PREPAYMENT = {"is_active": True, "level_1_days": 3, "level_2_days": 10, "level_3_days": 17,
                "min_days_between_reminders": 7}
 CONFIGS: dict[tuple[str, str], dict] = {
