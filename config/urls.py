@@ -3,7 +3,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="backoffice:open_payments", permanent=False), name="home"),
+    path("", RedirectView.as_view(pattern_name="backoffice:open_payments", permanent=False, query_string=True),
+         name="home"),  # a bookmarked "/?dunning_level=2" keeps its filter
     path("accounts/", include("accounts.urls")),  # sign-in, password change; reset only if DJANGO_PASSWORD_RESET
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

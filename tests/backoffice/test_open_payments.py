@@ -411,3 +411,12 @@ def test_overview_links_the_help_with_each_configs_days_and_the_next_run(bo_clie
     assert f"{config.level_2_days} Tage überfällig" in html
     assert "Mahnstufe 1" in html
     assert "Der automatische Lauf ist ausgeschaltet" in html
+
+
+def test_the_home_address_keeps_its_filter_on_the_way_to_the_overview(bo_client, place):
+    place(10, number="L1")
+    place(16, sent=1, number="L2")
+    response = bo_client.get("/", {"dunning_level": "2"}, follow=True)
+    assert response.redirect_chain == [(URL + "?dunning_level=2", 302)]
+    assert [o.number for o in response.context["orders"]] == ["L2"]
+    assert [t["value"] for t in response.context["level_tabs"] if t["active"]] == ["2"]
