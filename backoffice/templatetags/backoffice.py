@@ -1,3 +1,4 @@
+import functools
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -49,13 +50,19 @@ def date_or_dash(value, arg: str = "SHORT_DATE_FORMAT") -> str:
     """`|date` for the dates of an order: in the local time zone, "" when empty, and "—" for a
     value the local time zone cannot hold (stored near 9999-12-31 before dates were bounded),
     where `|date` would raise OverflowError."""
+    return _local_day(value, functools.partial(date_filter, arg=arg))
+
+
+def _local_day(value, format_local: Callable[[Any], str]) -> str:
+    """`format_local(value)` of `value` in the local time zone; "" when empty, "—" when the local
+    time zone cannot hold it."""
     if value in (None, ""):
         return ""
     try:
         value = template_localtime(value)
     except OverflowError:
         return "—"
-    return date_filter(value, arg)
+    return format_local(value)
 
 
 def day_formatter(arg: str = "SHORT_DATE_FORMAT") -> Callable[[Any], str]:
@@ -63,17 +70,7 @@ def day_formatter(arg: str = "SHORT_DATE_FORMAT") -> Callable[[Any], str]:
     active language looked up once instead of per value. For dates and datetimes (what
     `date_or_dash` is for) the same text."""
     resolved = get_format(arg)
-
-    def day(value) -> str:
-        if value in (None, ""):
-            return ""
-        try:
-            value = template_localtime(value)
-        except OverflowError:
-            return "—"
-        return dateformat.format(value, resolved)
-
-    return day
+    return functools.partial(_local_day, format_local=lambda value: dateformat.format(value, resolved))
 
 
 @register.filter
