@@ -1,7 +1,12 @@
 """Delivering the outbox: the worker claims due deliveries under a short lease (so two sweeps never
 send the same row at once), POSTs outside any transaction with the Standard Webhooks headers, and
 writes the outcome back: 2xx delivered; anything else (an error status, a redirect, which is never
-followed, a timeout, a refused address) is retried on the schedule below, then failed."""
+followed, a timeout, a refused address) is retried on the schedule below, then failed.
+
+The connection itself resolves the receiver's host, checks every address and connects to a checked
+one (`_PinnedConnection`), so the address called is the address checked: a name that answers with
+a public address for the check and a private one for the connection (DNS rebinding) is refused
+before a single packet goes to the private address."""
 
 from __future__ import annotations
 
@@ -17,9 +22,13 @@ import requests
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NewConnectionError
 
 from .models import SECRET_PREFIX, WebhookDelivery, WebhookEndpoint, WebhookEvent
-from .urls_check import url_problem
+from .urls_check import AddressRefused, public_address, url_problem
 
 # Pauses after attempt 1, 2, ... (the Standard Webhooks schedule): the last attempt is about 27.5
 # hours after the first; then the delivery is failed.
@@ -55,8 +64,61 @@ def request_parts(event: WebhookEvent, endpoint: WebhookEndpoint, *, now: dateti
     return headers, body
 
 
+class _Refused(NewConnectionError):
+    """The receiver's host resolved to an address that may not be called (urls_check)."""
+
+
+class _PinnedConnection:
+    """Resolve the host once, check every address, connect to a checked one (mixed into urllib3's
+    connections; TLS still verifies the certificate against the host name)."""
+
+    def _new_conn(self):
+        if getattr(settings, "WEBHOOK_ALLOW_PRIVATE", False):
+            return super()._new_conn()
+        name = self._dns_host
+        try:
+            address = public_address(name, self.port)
+        except AddressRefused as exc:
+            raise _Refused(self, str(exc)) from None
+        self._dns_host = address
+        try:
+            return super()._new_conn()
+        finally:
+            self._dns_host = name
+
+
+class _PinnedHTTPConnection(_PinnedConnection, HTTPConnection):
+    pass
+
+
+class _PinnedHTTPSConnection(_PinnedConnection, HTTPSConnection):
+    pass
+
+
+class _PinnedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _PinnedHTTPConnection
+
+
+class _PinnedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _PinnedHTTPSConnection
+
+
+class _PinnedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _PinnedHTTPPool, "https": _PinnedHTTPSPool}
+
+
 _session = requests.Session()
 _session.trust_env = False  # no proxies or .netrc from the environment
+_session.mount("http://", _PinnedAdapter())
+_session.mount("https://", _PinnedAdapter())
+
+
+def _refusal(exc: requests.ConnectionError) -> str | None:
+    """The refusal inside a connection error raised by `_PinnedConnection`, or None."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return reason._message if isinstance(reason, _Refused) else None
 
 
 def _post(url: str, headers: dict, body: str) -> tuple[int | None, str]:
@@ -71,6 +133,8 @@ def _post(url: str, headers: dict, body: str) -> tuple[int | None, str]:
         response.close()  # the body is not read: a huge answer costs nothing
     except requests.Timeout:
         return None, "timed out"
+    except requests.ConnectionError as exc:
+        return None, _refusal(exc) or f"connection failed: {type(exc).__name__}"
     except requests.RequestException as exc:
         return None, f"connection failed: {type(exc).__name__}"
     if 300 <= response.status_code < 400:

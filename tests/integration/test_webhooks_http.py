@@ -93,3 +93,65 @@ def test_redirect_is_not_followed(receiver, account):
     delivery = WebhookDelivery.objects.get()
     assert delivery.status == WebhookDelivery.Status.PENDING and delivery.last_status_code == 302
     assert "redirect" in delivery.last_error and len(receiver.received) == 1
+
+
+class _Dns:
+    """socket.getaddrinfo with fixed answers for some names, each a list used in turn (the last
+    one repeats); every other name is resolved as usual."""
+
+    def __init__(self, monkeypatch, answers: dict[str, list[str]]) -> None:
+        import socket
+
+        self.answers = {name: list(ips) for name, ips in answers.items()}
+        self.asked: list[str] = []
+        real = socket.getaddrinfo
+
+        def getaddrinfo(host, port, *args, **kwargs):
+            if host not in self.answers:
+                return real(host, port, *args, **kwargs)
+            self.asked.append(host)
+            ips = self.answers[host]
+            ip = ips.pop(0) if len(ips) > 1 else ips[0]
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (ip, port or 0))]
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.mark.django_db
+def test_a_name_that_rebinds_to_a_private_address_after_the_check_is_not_called(receiver, account, settings,
+                                                                               monkeypatch):
+    """The endpoint's name answers with a public address when it is checked and with the receiver's
+    127.0.0.1 a moment later: the delivery is refused and the receiver gets nothing."""
+    url = f"http://rebind.example:{receiver.server.server_port}/hook"
+    WebhookEndpoint.objects.create(sales_account=account, url=url, events=["order.paid"])
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    dns = _Dns(monkeypatch, {"rebind.example": ["93.184.216.34", "127.0.0.1"]})
+    now = timezone.now()
+    services.event_emit("order.paid", {"order_number": "A"}, sales_account_id=account.id, now=now)
+    assert sender.deliveries_send_due(now=now) == (0, 1)
+    delivery = WebhookDelivery.objects.get()
+    assert receiver.received == []
+    assert "private or local address (127.0.0.1)" in delivery.last_error
+    assert delivery.status == WebhookDelivery.Status.PENDING and delivery.last_status_code is None
+    assert dns.asked == ["rebind.example", "rebind.example"]  # checked, then resolved once to connect
+
+
+@pytest.mark.django_db
+def test_the_connection_goes_to_the_checked_address_with_the_name_in_the_host_header(receiver, account, settings,
+                                                                                    monkeypatch):
+    """The connection resolves the name once, checks the address and connects to that address;
+    the request still names the host. (127.0.0.1 counts as public here, so the receiver can answer.)"""
+    from webhooks import urls_check
+
+    original = urls_check._refused
+    monkeypatch.setattr(urls_check, "_refused", lambda ip: str(ip) != "127.0.0.1" and original(ip))
+    url = f"http://hooks.example:{receiver.server.server_port}/hook"
+    WebhookEndpoint.objects.create(sales_account=account, url=url, events=["order.paid"])
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    _Dns(monkeypatch, {"hooks.example": ["127.0.0.1"]})
+    now = timezone.now()
+    services.event_emit("order.paid", {"order_number": "A"}, sales_account_id=account.id, now=now)
+    assert sender.deliveries_send_due(now=now) == (1, 0)
+    [(headers, body)] = receiver.received
+    assert headers["host"] == f"hooks.example:{receiver.server.server_port}"
+    assert json.loads(body)["data"]["order_number"] == "A"
