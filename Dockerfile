@@ -33,5 +33,5 @@ RUN DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinpu
 
 USER mahnwesen
 EXPOSE 8000
-# WEB_CONCURRENCY (read by gunicorn) sets the number of web workers.
-CMD ["gunicorn", "config.wsgi", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "--timeout", "60"]
+# Threaded gunicorn workers (config/gunicorn_conf.py): WEB_CONCURRENCY processes, GUNICORN_THREADS threads each.
+CMD ["gunicorn", "config.wsgi", "-c", "python:config.gunicorn_conf"]

@@ -67,7 +67,8 @@ def prepare(settings) -> dict[str, str]:
 def commands(args, settings) -> dict[str, list[str]]:
     python = sys.executable
     if args.gunicorn:
-        web = [python, "-m", "gunicorn", "config.wsgi", "--bind", f"{args.host}:{args.port}", "--workers", "2",
+        web = [python, "-m", "gunicorn", "config.wsgi", "-c", "python:config.gunicorn_conf",
+               "--bind", f"{args.host}:{args.port}", "--workers", "2",
                "--access-logfile", "-"]
     else:
         web = [python, "manage.py", "runserver", f"{args.host}:{args.port}"]
