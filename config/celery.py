@@ -37,3 +37,8 @@ def _schedule_tick(sender: Celery, **kwargs) -> None:
         float(settings.OPEN_TOTALS_FOLD_SECONDS), sender.signature("orders.tasks.fold_open_totals"),
         name="open totals fold", expires=float(settings.OPEN_TOTALS_FOLD_SECONDS),
     )
+    # "All letters as one PDF": batches older than LETTER_BATCHES_KEEP_DAYS deleted with their files.
+    sender.add_periodic_task(
+        86400.0, sender.signature("dunning.tasks.purge_letter_batches"),
+        name="letter batch purge", expires=86400.0,
+    )

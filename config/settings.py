@@ -248,6 +248,10 @@ DUNNING_ASYNC_LETTERS_THRESHOLD = env_int("DUNNING_ASYNC_LETTERS_THRESHOLD", 50)
 # Letters laid out in one WeasyPrint document, and the processes that lay out a large batch (dunning.letters).
 DUNNING_LETTERS_PER_DOCUMENT = env_int("DUNNING_LETTERS_PER_DOCUMENT", 20)
 DUNNING_LETTER_PROCESSES = env_int("DUNNING_LETTER_PROCESSES", os.cpu_count() or 1)
+# "All letters as one PDF": a batch and its file are deleted this many days after it was made.
+LETTER_BATCHES_KEEP_DAYS = env_int("LETTER_BATCHES_KEEP_DAYS", 30)
+if LETTER_BATCHES_KEEP_DAYS < 1:
+    raise ImproperlyConfigured(f"LETTER_BATCHES_KEEP_DAYS must be at least 1, not {LETTER_BATCHES_KEEP_DAYS}")
 # A reminder pending (in flight) longer than this has an unknown outcome; only then may staff settle it.
 DUNNING_STALE_PENDING_MINUTES = env_int("DUNNING_STALE_PENDING_MINUTES", 15)
 # Provider calls in flight at once per run (threads; each has its own provider connection).

@@ -48,6 +48,12 @@ def notify_orders(*, run_id: int, order_ids: list[int], level: int, user_id: int
     services.notify_task_run(run_id=run_id, order_ids=order_ids, level=level, user_id=user_id)
 
 
+@shared_task(name="dunning.tasks.purge_letter_batches")
+def purge_letter_batches() -> int:
+    """Sent by beat daily: letter batches older than LETTER_BATCHES_KEEP_DAYS deleted with their files."""
+    return services.letter_batches_purge(now=timezone.now())
+
+
 @shared_task(name="dunning.tasks.record_dashboard_snapshot")
 def record_dashboard_snapshot() -> int:
     """Sent by beat every DASHBOARD_SNAPSHOT_SECONDS: today's receivables snapshot (backfilling

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import datetime
+
+from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -62,6 +65,7 @@ def letter_batch(request: HttpRequest, pk: int) -> HttpResponse:
         "percent": int(batch.done * 100 / batch.total) if batch.total else 0,
         "refresh": not batch.is_finished,
         "pdf_url": reverse("backoffice:letter_batch_pdf", args=[batch.pk]) if batch.pdf else "",
+        "keep_until": batch.created_at + datetime.timedelta(days=settings.LETTER_BATCHES_KEEP_DAYS),
     })
 
 
@@ -70,5 +74,10 @@ def letter_batch_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(LetterBatch, pk=pk)
     if not batch.pdf:
         return bad_request(request, _("The letters are not ready yet."))
-    return FileResponse(batch.pdf.open("rb"), content_type="application/pdf", as_attachment=True,
+    try:
+        pdf = batch.pdf.open("rb")
+    except FileNotFoundError:
+        return bad_request(request, _("The file of these letters no longer exists. Make the letters again from "
+                                      "the Notify run's result page."), status=410)
+    return FileResponse(pdf, content_type="application/pdf", as_attachment=True,
                         filename=f"letters-{batch.created_at:%Y-%m-%d}-{batch.pk}.pdf")

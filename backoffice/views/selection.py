@@ -26,12 +26,12 @@ class BadSelection(Exception):
     pass
 
 
-def bad_request(request: HttpRequest, message: str) -> HttpResponse:
+def bad_request(request: HttpRequest, message: str, *, status: int = 400) -> HttpResponse:
     return render(
         request,
         "backoffice/error.html",
         {"message": message, "back_url": OpenOrderFilter.list_url(request.GET)},
-        status=400,
+        status=status,
     )
 
 

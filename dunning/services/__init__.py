@@ -11,7 +11,7 @@ The public names are re-exported here: `from dunning.services import reminders_s
 
 from ..selectors import Skip
 from .cancellation import CancellationOutcome, prepayment_orders_handle
-from .letter_batches import LETTERS_TASK, letter_batch_create, letter_batch_render
+from .letter_batches import LETTERS_TASK, letter_batch_create, letter_batch_render, letter_batches_purge
 from .providers import AMBIGUOUS, PERMANENT, TRANSIENT, build_message, classify_send_error, error_text
 from .reminders import (
     ReminderNotPending,
@@ -48,5 +48,5 @@ __all__ = [
     "error_text", "notify_queue", "notify_task_run", "orders_mark_reminded", "orders_notify",
     "prepayment_orders_handle", "reminder_mark_failed", "reminder_mark_sent", "reminders_mark_failed",
     "reminders_mark_sent", "reminders_send",
-    "LETTERS_TASK", "letter_batch_create", "letter_batch_render",
+    "LETTERS_TASK", "letter_batch_create", "letter_batch_render", "letter_batches_purge",
 ]

@@ -4,7 +4,11 @@ are rendered by the worker (`dunning.tasks.render_letter_batch`), which writes i
 batch row after every chunk, and the back office shows a progress page until the file is there.
 
 A redelivered task whose batch is finished does nothing; one whose batch is half done starts it
-again (rendering changes nothing but the file)."""
+again (rendering changes nothing but the file).
+
+Batches are kept LETTER_BATCHES_KEEP_DAYS days (`letter_batches_purge`, sent by beat daily): then
+the row and its file are deleted. The reminders and their single letters stay; a batch can be made
+again from the Notify run's result page."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from functools import partial
 from celery import current_app
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
@@ -74,3 +79,22 @@ def letter_batch_render(*, batch_id: int) -> None:
     batch.pdf.save(f"letters-{batch_id}.pdf", ContentFile(pdf), save=False)
     LetterBatch.objects.filter(pk=batch_id).update(pdf=batch.pdf.name, done=len(reminders), total=len(reminders),
                                                    finished_at=timezone.now())
+
+
+def letter_batches_purge(*, now: datetime.datetime) -> int:
+    """Delete the batches created more than LETTER_BATCHES_KEEP_DAYS days before `now`, with their
+    files; returns how many. The rows go first (committed), then the files: a file that cannot be
+    deleted is logged and left, never a row that points to no file."""
+    cutoff = now - datetime.timedelta(days=settings.LETTER_BATCHES_KEEP_DAYS)
+    with transaction.atomic():
+        old = list(LetterBatch.objects.select_for_update(skip_locked=True).filter(created_at__lt=cutoff)
+                   .values_list("id", "pdf"))
+        LetterBatch.objects.filter(id__in=[batch_id for batch_id, _ in old]).delete()
+    for batch_id, name in old:
+        if not name:
+            continue
+        try:
+            default_storage.delete(name)
+        except OSError as exc:
+            logger.warning("letter batch %s: could not delete %s: %s", batch_id, name, exc)
+    return len(old)

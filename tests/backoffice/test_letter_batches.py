@@ -114,3 +114,50 @@ def test_large_batch_laid_out_on_several_processes_keeps_the_order(needs_weasypr
     text = page_text(pdf)
     assert text.index("Auftragsnummer A0") < text.index("Auftragsnummer A1") < text.index("Auftragsnummer A2")
     assert "rendered in one process" not in caplog.text  # the processes did it
+
+
+def test_batches_past_the_keeping_days_are_deleted_with_their_files(needs_weasyprint, bo_client, level1, settings,
+                                                                    tmp_path):
+    import datetime
+
+    from dunning import tasks
+    from dunning.services import letter_batches_purge
+
+    settings.LETTER_BATCHES_KEEP_DAYS = 30
+    bo_client.post(NOTIFY, {"dunning_level": "1", "select_across": "1", "letters": "1"})
+    run = DunningRun.objects.get()
+    bo_client.post(reverse("backoffice:letters_create"), {"run": run.pk})
+    old, new = LetterBatch.objects.order_by("id")
+    old_file = tmp_path / old.pdf.name
+    assert old_file.exists() and (tmp_path / new.pdf.name).exists()
+    page = bo_client.get(reverse("backoffice:letter_batch", args=[old.pk])).content.decode()
+    from zoneinfo import ZoneInfo
+
+    keep_until = (old.created_at + datetime.timedelta(days=30)).astimezone(ZoneInfo("Europe/Berlin"))
+    assert f"Die Datei wird bis zum {keep_until:%d.%m.%Y} aufbewahrt" in page
+    LetterBatch.objects.filter(pk=old.pk).update(created_at=old.created_at - datetime.timedelta(days=31))
+
+    assert letter_batches_purge(now=new.created_at) == 1
+    assert list(LetterBatch.objects.values_list("pk", flat=True)) == [new.pk]
+    assert not old_file.exists() and (tmp_path / new.pdf.name).exists()
+    assert Reminder.objects.count() == 3  # the reminders and their single letters stay
+    assert bo_client.get(reverse("backoffice:letter_batch", args=[old.pk])).status_code == 404
+    assert tasks.purge_letter_batches() == 0  # beat's task: nothing more is that old
+
+
+def test_a_batch_whose_file_is_gone_says_so(needs_weasyprint, bo_client, level1, tmp_path):
+    bo_client.post(NOTIFY, {"dunning_level": "1", "select_across": "1", "letters": "1"})
+    batch = LetterBatch.objects.get()
+    (tmp_path / batch.pdf.name).unlink()
+    response = bo_client.get(reverse("backoffice:letter_batch_pdf", args=[batch.pk]))
+    assert response.status_code == 410
+    assert "Die Datei dieser Briefe gibt es nicht mehr" in response.content.decode()
+
+
+def test_beat_sends_the_purge_daily():
+    from config.celery import app
+
+    app.loader.import_default_modules()
+    app.finalize()
+    schedule = {entry["task"]: entry for entry in app.conf.beat_schedule.values()}
+    assert schedule["dunning.tasks.purge_letter_batches"]["schedule"] == 86400.0

@@ -210,3 +210,9 @@ def test_a_cache_url_that_is_not_redis_is_a_clear_error():
     result = manage("check", CACHE_URL="memcached://127.0.0.1:11211")
     assert result.returncode != 0
     assert "CACHE_URL must be a redis:// URL or empty, not 'memcached://127.0.0.1:11211'" in result.stderr
+
+
+def test_letter_batches_must_be_kept_at_least_a_day():
+    result = manage("check", LETTER_BATCHES_KEEP_DAYS="0")
+    assert result.returncode != 0
+    assert "LETTER_BATCHES_KEEP_DAYS must be at least 1, not 0" in result.stderr
