@@ -183,6 +183,16 @@ def test_trend_gap_without_snapshot(bo_client, today, invoice, account, config):
     assert eur.dso is None  # the one recorded day (today) had no orders placed
 
 
+def test_dso_without_any_snapshot_says_so_instead_of_a_formula_over_zero_days(bo_client, book):
+    html = bo_client.get(URL).content.decode()
+    kpi = re.search(r'<div class="kpi" id="kpi-dso-EUR">(.*?)</div>', html, re.S).group(1)
+    assert "Für diese Währung gibt es noch keine Erfassung." in kpi and "0 erfassten Tage" not in kpi
+    call_command("record_dashboard_snapshot", "--days", "2", stdout=io.StringIO())
+    html = bo_client.get(URL).content.decode()
+    kpi = re.search(r'<div class="kpi" id="kpi-dso-EUR">(.*?)</div>', html, re.S).group(1)
+    assert "der 2 erfassten Tage × 2" in kpi
+
+
 @pytest.fixture
 def reminded(today, invoice, account, config):
     """Reminders by hand (days ago sent -> days to payment):
