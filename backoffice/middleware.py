@@ -41,3 +41,25 @@ class RejectNulInQueryMiddleware:
         ):
             raise BadRequest("NUL character in the query string")
         return self.get_response(request)
+
+
+class SqliteIntegerOverflowMiddleware:
+    """Answers 400 where an integer from the request is too large for SQLite.
+
+    An admin change list filtered by a foreign key (`?sales_account=99999999999999999999`) passes
+    the number to the database unchecked; SQLite's driver raises OverflowError (a 500), where
+    PostgreSQL compares and finds nothing. No legitimate link carries such a number, and only
+    this error of SQLite's driver is caught: any other OverflowError is still a server error."""
+
+    MESSAGE = "Python int too large to convert to SQLite INTEGER"
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, OverflowError) and str(exception) == self.MESSAGE:
+            raise BadRequest("a number in the address is too large") from exception
+        return None

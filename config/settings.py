@@ -58,6 +58,7 @@ MIDDLEWARE = [
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "backoffice.middleware.RejectNulInQueryMiddleware",
+    "backoffice.middleware.SqliteIntegerOverflowMiddleware",  # 400, not 500, for a huge id on SQLite
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
