@@ -20,6 +20,7 @@ from dunning.models import DunningLevel, Reminder
 from dunning.selectors import NOTHING, active_configs, level_annotation, level_q, order_level
 from orders.models import OPEN, Order
 from orders.services import BulkSkip, orders_block_dunning, orders_unblock_dunning
+from orders.validation import control_character
 from payments.models import Payment
 from payments.services import OrderNotFound, PaymentActionError, api_transaction_id, payment_record_api
 
@@ -185,9 +186,14 @@ class OrderListView(APIView):
             except ValueError:
                 errors["updated_since"] = ["must be an ISO 8601 date-time, e.g. 2026-11-26T10:00:00+01:00"]
             else:
-                if timezone.is_naive(value):
-                    value = timezone.make_aware(value)
-                qs = qs.filter(updated_at__gte=value)
+                try:
+                    if timezone.is_naive(value):
+                        value = timezone.make_aware(value)
+                    value = value.astimezone(datetime.UTC)  # 0001-01-01 in Berlin is before the year 1 in UTC
+                except (OverflowError, ValueError):
+                    errors["updated_since"] = ["is out of range: it must lie between the years 1 and 9999 in UTC"]
+                else:
+                    qs = qs.filter(updated_at__gte=value)
         if errors:
             raise exceptions.ValidationError(errors)
         paginator = OrderCursorPagination()
@@ -206,6 +212,9 @@ class DunningBlockView(APIView):
             raise exceptions.ValidationError({"reason": ["required: why dunning is blocked"]})
         if len(reason) > 200:
             raise exceptions.ValidationError({"reason": ["at most 200 characters"]})
+        char = control_character(reason)
+        if char:
+            raise exceptions.ValidationError({"reason": [f"contains a control character ({char}); one line of text"]})
         result = orders_block_dunning(order_ids=[order.id], reason=reason, user=None, now=now)
         if result.skipped.get(order.id) == BulkSkip.NOT_OPEN:
             return problem(409, "The order is paid or cancelled: there is no dunning to block.")

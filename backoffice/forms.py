@@ -5,7 +5,7 @@ from django import forms
 from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
-from orders.validation import EARLIEST_DATE
+from orders.validation import EARLIEST_DATE, control_character
 
 # A bulk action on more orders than this asks for their number to be typed (server-side checked).
 TYPE_COUNT_ABOVE = 500
@@ -71,6 +71,10 @@ class BlockForm(ActionForm):
         value = self.cleaned_data["reason"].strip()
         if not value:
             raise forms.ValidationError(_("Please give a reason."))
+        char = control_character(value)
+        if char:
+            raise forms.ValidationError(
+                _("Contains a control character (%(char)s); only one line of text is allowed.") % {"char": char})
         return value
 
 

@@ -24,22 +24,24 @@ class ContentSecurityPolicyMiddleware:
         return response
 
 
-class RejectNulInQueryMiddleware:
-    """Answers 400 to a query string with a NUL character in a parameter's name or value.
+class RejectNulMiddleware:
+    """Answers 400 to a request whose path or query string has a NUL character (in a parameter's
+    name or value too).
 
-    PostgreSQL text cannot hold NUL: a filter like `?status__exact=%00` in an admin change list
-    reaches the database unchecked and psycopg raises (a 500). Form fields already refuse NUL
-    (ProhibitNullCharactersValidator); admin lookups and searches do not, and no legitimate link
-    carries one, so the query string is checked once here for every page."""
+    PostgreSQL text cannot hold NUL: a filter like `?status__exact=%00` in an admin change list, or
+    an order number in an API path (`/api/v1/orders/%00`), reaches the database unchecked and
+    psycopg raises (a 500). Form fields already refuse NUL (ProhibitNullCharactersValidator); admin
+    lookups, searches and URL parts do not, and no legitimate link carries one, so path and query
+    string are checked once here for every request."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if "\x00" in request.META.get("QUERY_STRING", "") or any(
+        if "\x00" in request.path or "\x00" in request.META.get("QUERY_STRING", "") or any(
             "\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()
         ):
-            raise BadRequest("NUL character in the query string")
+            raise BadRequest("NUL character in the address")
         return self.get_response(request)
 
 

@@ -57,7 +57,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "backoffice.middleware.RejectNulInQueryMiddleware",
+    "backoffice.middleware.RejectNulMiddleware",
     "backoffice.middleware.SqliteIntegerOverflowMiddleware",  # 400, not 500, for a huge id on SQLite
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

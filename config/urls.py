@@ -14,3 +14,8 @@ urlpatterns = [
     path("webhooks/anymail/", include("dunning.urls")),
     path("", include("backoffice.urls")),
 ]
+
+# Outside an API view: problem documents under /api/, the back office's pages elsewhere (api/errors.py)
+handler400 = "api.errors.bad_request"
+handler404 = "api.errors.page_not_found"
+handler500 = "api.errors.server_error"

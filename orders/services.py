@@ -164,6 +164,9 @@ def orders_block_dunning(*, order_ids: Iterable[int], reason: str, user, now: da
     reason = reason.strip()
     if not reason:
         raise ValueError("a reason is required to block dunning")
+    char = control_character(reason)
+    if char:
+        raise ValueError(f"the reason contains a control character ({char}); only one line of text is allowed")
     reason = reason[:200]
     return _bulk(
         order_ids=order_ids,

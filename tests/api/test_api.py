@@ -295,9 +295,26 @@ def test_updated_since_sees_service_updates(api, account, invoice, now):
 
 
 @pytest.mark.parametrize("query,field", [
-    ("dunning_level=7", "dunning_level"), ("open=maybe", "open"), ("updated_since=soon", "updated_since")])
+    ("dunning_level=7", "dunning_level"), ("open=maybe", "open"), ("updated_since=soon", "updated_since"),
+    # local midnight of the year 1 in Berlin, and the last second of 9999 west of UTC: outside UTC's years
+    ("updated_since=0001-01-01", "updated_since"), ("updated_since=9999-12-31T23:59:59-12:00", "updated_since")])
 def test_list_bad_filters_are_400(api, query, field):
     assert_problem(api.client.get(f"/api/v1/orders?{query}"), 400, field)
+
+
+def test_updated_since_at_the_edges_of_the_calendar(api, account, invoice):
+    OrderFactory(sales_account=account, payment_method=invoice, number="E-1")
+    earliest = api.client.get("/api/v1/orders", {"updated_since": "0001-01-01T00:00:00+00:00"})
+    assert [o["number"] for o in earliest.json()["results"]] == ["E-1"]
+    assert api.client.get("/api/v1/orders", {"updated_since": "9999-12-31T23:59:59+00:00"}).json()["results"] == []
+
+
+@pytest.mark.parametrize("path", ["/api/v1/orders/%00", "/api/v1/orders/A%00B/dunning-block", "/api/v1/nothing"])
+def test_requests_no_api_view_answers_get_a_problem_document(api, path):
+    """A NUL in the path (refused before any view: PostgreSQL text cannot hold it) and an unknown
+    path are answered as every API answer is, not with an HTML page or a 500."""
+    doc = assert_problem(api.client.get(path), 404 if path.endswith("nothing") else 400)
+    assert doc["detail"]
 
 
 def test_bad_cursor_is_404_problem(api):
@@ -311,6 +328,8 @@ def test_block_and_unblock_with_audit(api, account, invoice, now):
     order = OrderFactory(sales_account=account, payment_method=invoice, number="K-1")
     assert_problem(api.post("orders/K-1/dunning-block", {}), 400, "reason")
     assert_problem(api.post("orders/K-1/dunning-block", {"reason": "x" * 201}), 400, "reason")
+    assert_problem(api.post("orders/K-1/dunning-block", {"reason": "dis\x00putes"}), 400, "reason")
+    assert_problem(api.post("orders/K-1/dunning-block", {"reason": "two\nlines"}), 400, "reason")
     body = api.post("orders/K-1/dunning-block", {"reason": "customer disputes"}).json()
     assert body["dunning_blocked"] is True and body["dunning_block_reason"] == "customer disputes"
     assert api.post("orders/K-1/dunning-block", {"reason": "again"}).status_code == 200  # idempotent

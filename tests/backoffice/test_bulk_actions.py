@@ -93,6 +93,17 @@ def test_block_needs_a_reason(bo_client, place):
     assert not order.dunning_blocked
 
 
+@pytest.mark.parametrize("reason", ["Raten\x00zahlung", "zwei\nZeilen"])
+def test_block_refuses_a_reason_with_a_control_character(bo_client, place, reason):
+    order = place(10)
+    response = bo_client.post(ACTIONS, {"action": "block", "ids": [order.pk], "reason": reason})
+    assert response.status_code == 400
+    order.refresh_from_db()
+    assert not order.dunning_blocked
+    with pytest.raises(ValueError, match="control character"):
+        services.orders_block_dunning(order_ids=[order.pk], reason=reason, user=None, now=timezone.now())
+
+
 def test_block_and_unblock(bo_client, place):
     order = place(10)
     response = bo_client.post(ACTIONS, {"action": "block", "ids": [order.pk], "reason": "Ratenzahlung"}, follow=True)
