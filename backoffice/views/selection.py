@@ -36,9 +36,10 @@ def bad_request(request: HttpRequest, message: str, *, status: int = 400) -> Htt
 
 
 def next_url(request: HttpRequest, data: QueryDict) -> str:
-    """The `next` of a form when it is a safe local URL, else the overview filtered as in `data`."""
+    """The `next` of a form when it is a safe local path (it starts with one "/": `redirect` would
+    take "9999-12-31" for a view name and fail), else the overview filtered as in `data`."""
     candidate = data.get("next", "")
-    if candidate and url_has_allowed_host_and_scheme(
+    if candidate.startswith("/") and url_has_allowed_host_and_scheme(
         candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return candidate
