@@ -192,3 +192,26 @@ def test_total_due_column_fits_1366_px(claim_rows, live_server, page):
     assert wrap.evaluate("el => el.scrollWidth <= el.clientWidth"), "the table scrolls sideways at 1366 px"
     # no cell of the new column cuts its amount off
     assert page.locator("td.total-due").evaluate_all("cells => cells.every(c => c.scrollWidth <= c.clientWidth)")
+
+
+def test_dates_are_never_cut_in_either_language_at_1024_and_1366_px(shop, live_server, page):
+    """English dates ("10/19/2026") are wider than German ones: in a window narrower than the
+    table's minimum the table scrolls sideways instead of ending a date in "…"."""
+    page.goto(live_server.url + "/orders/open-payments/")
+    page.fill("#id_username", "backoffice")
+    page.fill("#id_password", "secret-pass-123")
+    page.click("button[type=submit].primary")
+    page.wait_for_url(re.compile(r"/orders/open-payments/"))
+    for language in ("de", "en"):
+        if language == "en":
+            page.click('.lang-switch button[value="en"]')
+            page.wait_for_url(re.compile(r"/orders/open-payments/"))
+            assert page.locator("h1").inner_text() == "Open payments"
+        for width in (1366, 1024):
+            page.set_viewport_size({"width": width, "height": 768})
+            dates = page.locator("td.date")
+            assert dates.count() >= 4 and re.search(r"2\d{3}", dates.first.inner_text())
+            cut = dates.evaluate_all("cells => cells.filter(c => c.scrollWidth > c.clientWidth).map(c => c.innerText)")
+            assert cut == [], (language, width, cut)
+            fits = page.locator(".table-wrap").evaluate("el => el.scrollWidth <= el.clientWidth")
+            assert fits == (width == 1366), (language, width)
