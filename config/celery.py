@@ -42,3 +42,8 @@ def _schedule_tick(sender: Celery, **kwargs) -> None:
         86400.0, sender.signature("dunning.tasks.purge_letter_batches"),
         name="letter batch purge", expires=86400.0,
     )
+    # Large Excel exports: older than EXPORT_JOBS_KEEP_DAYS deleted with their files.
+    sender.add_periodic_task(
+        86400.0, sender.signature("backoffice.tasks.purge_export_jobs"),
+        name="export purge", expires=86400.0,
+    )

@@ -249,6 +249,11 @@ DUNNING_ASYNC_LETTERS_THRESHOLD = env_int("DUNNING_ASYNC_LETTERS_THRESHOLD", 50)
 # Letters laid out in one WeasyPrint document, and the processes that lay out a large batch (dunning.letters).
 DUNNING_LETTERS_PER_DOCUMENT = env_int("DUNNING_LETTERS_PER_DOCUMENT", 20)
 DUNNING_LETTER_PROCESSES = env_int("DUNNING_LETTER_PROCESSES", os.cpu_count() or 1)
+# Excel exports of more rows than this are written by the worker, with a progress page; kept this many days.
+EXPORT_ASYNC_XLSX_ROWS = env_int("EXPORT_ASYNC_XLSX_ROWS", 20000)
+EXPORT_JOBS_KEEP_DAYS = env_int("EXPORT_JOBS_KEEP_DAYS", 7)
+if EXPORT_JOBS_KEEP_DAYS < 1:
+    raise ImproperlyConfigured(f"EXPORT_JOBS_KEEP_DAYS must be at least 1, not {EXPORT_JOBS_KEEP_DAYS}")
 # "All letters as one PDF": a batch and its file are deleted this many days after it was made.
 LETTER_BATCHES_KEEP_DAYS = env_int("LETTER_BATCHES_KEEP_DAYS", 30)
 if LETTER_BATCHES_KEEP_DAYS < 1:

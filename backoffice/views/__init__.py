@@ -4,7 +4,7 @@ messages."""
 
 from .bulk import bulk_action
 from .dashboard import dashboard
-from .export import export_orders
+from .export import export_job, export_job_file, export_orders
 from .help import overview_help
 from .letters import letter_batch, letter_batch_pdf, letters_create, reminder_letter
 from .notify import notify, notify_run
@@ -13,7 +13,8 @@ from .overview import open_payments
 from .payments import payment_action, statement_upload, unmatched, unmatched_count_json
 
 __all__ = [
-    "bulk_action", "dashboard", "export_orders", "letter_batch", "letter_batch_pdf", "letters_create", "notify",
+    "bulk_action", "dashboard", "export_job", "export_job_file", "export_orders", "letter_batch", "letter_batch_pdf",
+    "letters_create", "notify",
     "notify_run", "open_payments", "order_detail", "order_email", "order_undo_paid", "overview_help",
     "payment_action", "reminder_letter", "reminder_resolve", "statement_upload", "unmatched", "unmatched_count_json",
 ]

@@ -7,7 +7,7 @@ import datetime
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -19,7 +19,7 @@ from dunning.models import DunningRun, LetterBatch, Reminder
 from dunning.services import letter_batch_create
 
 from ..permissions import back_office_required
-from .selection import bad_request
+from .selection import bad_request, stored_file_response
 
 LIVE = (Reminder.Status.SENT, Reminder.Status.DELIVERED, Reminder.Status.PENDING)
 
@@ -72,12 +72,8 @@ def letter_batch(request: HttpRequest, pk: int) -> HttpResponse:
 @back_office_required
 def letter_batch_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(LetterBatch, pk=pk)
-    if not batch.pdf:
-        return bad_request(request, _("The letters are not ready yet."))
-    try:
-        pdf = batch.pdf.open("rb")
-    except FileNotFoundError:
-        return bad_request(request, _("The file of these letters no longer exists. Make the letters again from "
-                                      "the Notify run's result page."), status=410)
-    return FileResponse(pdf, content_type="application/pdf", as_attachment=True,
-                        filename=f"letters-{batch.created_at:%Y-%m-%d}-{batch.pk}.pdf")
+    return stored_file_response(
+        request, batch.pdf, filename=f"letters-{batch.created_at:%Y-%m-%d}-{batch.pk}.pdf",
+        content_type="application/pdf", not_ready=_("The letters are not ready yet."),
+        gone=_("The file of these letters no longer exists. Make the letters again from the Notify run's result "
+               "page."))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django.contrib import messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import FileResponse, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -33,6 +33,19 @@ def bad_request(request: HttpRequest, message: str, *, status: int = 400) -> Htt
         {"message": message, "back_url": OpenOrderFilter.list_url(request.GET)},
         status=status,
     )
+
+
+def stored_file_response(request: HttpRequest, file, *, filename: str, content_type: str, not_ready: str,
+                         gone: str) -> HttpResponse:
+    """The stored `file` as a download; 400 with `not_ready` while there is none, 410 with `gone`
+    when its file was deleted (a purge, or by hand)."""
+    if not file:
+        return bad_request(request, not_ready)
+    try:
+        handle = file.open("rb")
+    except FileNotFoundError:
+        return bad_request(request, gone, status=410)
+    return FileResponse(handle, as_attachment=True, filename=filename, content_type=content_type)
 
 
 def next_url(request: HttpRequest, data: QueryDict) -> str:

@@ -15,15 +15,13 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Sequence
-from functools import partial
 
-from celery import current_app
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerError
+
+from common.retention import purge_with_files, queue_after_commit
 
 from ..letters import letters_of, render_letters_pdf
 from ..models import LetterBatch
@@ -42,20 +40,11 @@ def letter_batch_create(*, reminder_ids: Sequence[int], user, now: datetime.date
     with transaction.atomic():
         batch = LetterBatch.objects.create(reminder_ids=ids, created_by=user, created_at=now, total=len(ids))
         if len(ids) > settings.DUNNING_ASYNC_LETTERS_THRESHOLD:
-            transaction.on_commit(partial(_enqueue, batch))
+            queue_after_commit(LETTERS_TASK, batch, batch_id=batch.pk)
             return batch
     letter_batch_render(batch_id=batch.pk)
     batch.refresh_from_db()
     return batch
-
-
-def _enqueue(batch: LetterBatch) -> None:
-    try:
-        current_app.tasks[LETTERS_TASK].delay(batch_id=batch.pk)
-    except BrokerError as exc:
-        logger.error("could not queue letter batch %s: %s", batch.pk, exc)
-        LetterBatch.objects.filter(pk=batch.pk).update(
-            finished_at=timezone.now(), error=f"The task queue (broker) is unreachable: {exc}")
 
 
 def letter_batch_render(*, batch_id: int) -> None:
@@ -83,18 +72,6 @@ def letter_batch_render(*, batch_id: int) -> None:
 
 def letter_batches_purge(*, now: datetime.datetime) -> int:
     """Delete the batches created more than LETTER_BATCHES_KEEP_DAYS days before `now`, with their
-    files; returns how many. The rows go first (committed), then the files: a file that cannot be
-    deleted is logged and left, never a row that points to no file."""
+    files; returns how many."""
     cutoff = now - datetime.timedelta(days=settings.LETTER_BATCHES_KEEP_DAYS)
-    with transaction.atomic():
-        old = list(LetterBatch.objects.select_for_update(skip_locked=True).filter(created_at__lt=cutoff)
-                   .values_list("id", "pdf"))
-        LetterBatch.objects.filter(id__in=[batch_id for batch_id, _ in old]).delete()
-    for batch_id, name in old:
-        if not name:
-            continue
-        try:
-            default_storage.delete(name)
-        except OSError as exc:
-            logger.warning("letter batch %s: could not delete %s: %s", batch_id, name, exc)
-    return len(old)
+    return purge_with_files(LetterBatch, file_field="pdf", cutoff=cutoff)

@@ -164,3 +164,101 @@ def test_query_count_does_not_grow_with_the_rows(bo_client, place, kind):
         place(overdue=10 + i)
     assert queries() == few
     assert few <= 8
+
+
+# --- large Excel exports in the worker (backoffice.export_jobs) ---------------------------------------
+
+@pytest.fixture
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    return tmp_path
+
+
+def test_a_large_excel_export_is_written_by_the_worker_with_progress(bo_client, orders, settings, media, today,
+                                                                     django_capture_on_commit_callbacks):
+    from backoffice.models import ExportJob
+
+    inline = read_xlsx(bo_client.get(URL, {"format": "xlsx", "o": "number"}))
+    settings.EXPORT_ASYNC_XLSX_ROWS = 2
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = bo_client.get(URL, {"format": "xlsx", "o": "number"})
+    job = ExportJob.objects.get()
+    assert response.status_code == 302 and response.url == f"{URL}{job.pk}/" and len(callbacks) == 1
+    assert job.total == 3 and job.params == [["o", "number"]] and job.language == "de"
+    page = bo_client.get(response.url).content.decode()
+    assert '<meta http-equiv="refresh"' in page and "0 von 3 Aufträgen geschrieben" in page
+    assert 'href="/orders/open-payments/?o=number"' in page  # back to the same list
+    assert bo_client.get(f"{URL}{job.pk}/file").status_code == 400  # not ready
+    callbacks[0]()  # the commit: eager Celery writes the file inline
+    job.refresh_from_db()
+    assert job.is_finished and job.done == job.total == 3 and job.file and not job.error
+    page = bo_client.get(response.url).content.decode()
+    assert '<meta http-equiv="refresh"' not in page and "3 Aufträge sind in der Datei" in page
+    download = bo_client.get(f"{URL}{job.pk}/file")
+    assert f"offene-zahlungen-{today.isoformat()}.xlsx" in download["Content-Disposition"]
+    values = [[c.value for c in row] for row in read_xlsx(download).iter_rows()]
+    assert values == [[c.value for c in row] for row in inline.iter_rows()]  # what the inline export gives
+
+
+def test_the_worker_writes_the_language_and_filter_of_the_request(bo_client, orders, settings, media,
+                                                                  django_capture_on_commit_callbacks):
+    from backoffice.models import ExportJob
+
+    settings.EXPORT_ASYNC_XLSX_ROWS = 0
+    with django_capture_on_commit_callbacks(execute=True):
+        response = bo_client.get(URL, {"format": "xlsx", "q": "@evil", "o": "-number"}, HTTP_ACCEPT_LANGUAGE="en")
+    job = ExportJob.objects.get()
+    assert job.language == "en" and response.status_code == 302
+    sheet = read_xlsx(bo_client.get(f"{URL}{job.pk}/file"))
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][:2] == ("Order number", "Order date")
+    assert [r[0] for r in rows[1:]] == ["B-2"]  # the search: B-2's e-mail address only
+    assert rows[1][1].date() and sheet["B2"].number_format == "YYYY-MM-DD"
+
+
+def test_a_broken_queue_is_stated_on_the_export_page(bo_client, orders, settings, media,
+                                                      django_capture_on_commit_callbacks):
+    from unittest import mock
+
+    from kombu.exceptions import OperationalError
+
+    settings.EXPORT_ASYNC_XLSX_ROWS = 1
+    with mock.patch("backoffice.tasks.render_export.delay", side_effect=OperationalError("down")), \
+            django_capture_on_commit_callbacks(execute=True):
+        response = bo_client.get(URL, {"format": "xlsx"})
+    page = bo_client.get(response.url).content.decode()
+    assert "Der Export konnte nicht geschrieben werden" in page and "broker" in page
+    assert '<meta http-equiv="refresh"' not in page
+
+
+def test_exports_past_the_keeping_days_are_deleted_with_their_files(bo_client, orders, settings, media,
+                                                                     django_capture_on_commit_callbacks):
+    from backoffice import tasks
+    from backoffice.export_jobs import export_jobs_purge
+    from backoffice.models import ExportJob
+
+    settings.EXPORT_ASYNC_XLSX_ROWS = 1
+    settings.EXPORT_JOBS_KEEP_DAYS = 7
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            bo_client.get(URL, {"format": "xlsx"})
+    old, new = ExportJob.objects.order_by("id")
+    old_file = media / old.file.name
+    assert old_file.exists()
+    ExportJob.objects.filter(pk=old.pk).update(created_at=old.created_at - datetime.timedelta(days=8))
+    assert export_jobs_purge(now=new.created_at) == 1
+    assert list(ExportJob.objects.values_list("pk", flat=True)) == [new.pk]
+    assert not old_file.exists() and (media / new.file.name).exists()
+    assert bo_client.get(f"{URL}{old.pk}/").status_code == 404
+    (media / new.file.name).unlink()
+    gone = bo_client.get(f"{URL}{new.pk}/file")
+    assert gone.status_code == 410 and "gibt es nicht mehr" in gone.content.decode()
+    assert tasks.purge_export_jobs() == 0
+
+
+def test_csv_is_streamed_whatever_its_length(bo_client, orders, settings):
+    from backoffice.models import ExportJob
+
+    settings.EXPORT_ASYNC_XLSX_ROWS = 1
+    response = bo_client.get(URL, {"format": "csv"})
+    assert response.streaming and len(read_csv(response)) == 4 and not ExportJob.objects.exists()

@@ -44,7 +44,7 @@ def _pages(world) -> list[str]:
         "/orders/open-payments/export/", "/orders/open-payments/notify/",
         f"/orders/open-payments/runs/{world['run'].pk}/",
         f"/orders/{world['order'].pk}/", "/payments/upload/", "/payments/unmatched/", "/payments/unmatched/count/",
-        "/orders/letters/1/",
+        "/orders/letters/1/", "/orders/open-payments/export/1/", "/orders/open-payments/export/1/file",
     ]
 
 

@@ -161,3 +161,4 @@ def test_beat_sends_the_purge_daily():
     app.finalize()
     schedule = {entry["task"]: entry for entry in app.conf.beat_schedule.values()}
     assert schedule["dunning.tasks.purge_letter_batches"]["schedule"] == 86400.0
+    assert schedule["backoffice.tasks.purge_export_jobs"]["schedule"] == 86400.0

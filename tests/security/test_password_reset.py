@@ -216,3 +216,9 @@ def test_letter_batches_must_be_kept_at_least_a_day():
     result = manage("check", LETTER_BATCHES_KEEP_DAYS="0")
     assert result.returncode != 0
     assert "LETTER_BATCHES_KEEP_DAYS must be at least 1, not 0" in result.stderr
+
+
+def test_exports_must_be_kept_at_least_a_day():
+    result = manage("check", EXPORT_JOBS_KEEP_DAYS="0")
+    assert result.returncode != 0
+    assert "EXPORT_JOBS_KEEP_DAYS must be at least 1, not 0" in result.stderr
