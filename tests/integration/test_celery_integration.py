@@ -82,6 +82,7 @@ def worker(postgres_test_database, redis_broker, tmp_path):
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DJANGO_DEBUG": "true",
         "DUNNING_RETRY_BACKOFF_SECONDS": "0",
+        "MAHNWESEN_VAR_DIR": str(tmp_path / "var"),  # files the worker writes (exports) under var/media
     }
     command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "-c", "1", "-Q", queue,
                "-l", "info", "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{queue}@%h"]
@@ -90,7 +91,8 @@ def worker(postgres_test_database, redis_broker, tmp_path):
     producer = Celery("mahnwesen-test-producer", broker=redis_broker)
     producer.conf.task_default_queue = queue
     try:
-        yield {"producer": producer, "queue": queue, "mail_dir": mail_dir, "log": log_path, "process": process}
+        yield {"producer": producer, "queue": queue, "mail_dir": mail_dir, "log": log_path, "process": process,
+               "media": tmp_path / "var" / "media"}
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -148,3 +150,28 @@ def test_job_and_tick_run_in_a_real_worker_over_redis(worker, config, assignment
     assert DunningRun.objects.filter(trigger="scheduled").count() == 1
     automation = DunningAutomation.objects.get(pk=1)
     assert automation.last_scheduled_run_at is not None and automation.lease_owner == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_large_excel_export_is_written_by_a_real_worker(worker, config, settings):
+    """The task is registered in the worker process (backoffice.apps) and writes the file where the
+    web's download finds it (the media directory both share)."""
+    import io
+
+    from django.utils import timezone
+    from openpyxl import load_workbook
+
+    from backoffice.models import ExportJob
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    for number in ("X-2", "X-1"):
+        OrderFactory(number=number, ordered_at=berlin(2020, 1, 2, 12))
+    job = ExportJob.objects.create(params=[["o", "number"]], language="en", created_at=timezone.now(), total=2)
+    worker["producer"].send_task("backoffice.tasks.render_export", kwargs={"job_id": job.pk}, queue=worker["queue"])
+    _wait_for(lambda: ExportJob.objects.filter(pk=job.pk, finished_at__isnull=False).exists(),
+              what="the finished export", worker=worker)
+    job.refresh_from_db()
+    assert job.error == "" and job.done == job.total == 2
+    sheet = load_workbook(io.BytesIO((worker["media"] / job.file.name).read_bytes())).active
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][0] == "Order number" and [r[0] for r in rows[1:]] == ["X-1", "X-2"]
