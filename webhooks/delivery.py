@@ -67,6 +67,10 @@ def request_parts(event: WebhookEvent, endpoint: WebhookEndpoint, *, now: dateti
 class _Refused(NewConnectionError):
     """The receiver's host resolved to an address that may not be called (urls_check)."""
 
+    def __init__(self, conn, refusal: str) -> None:
+        super().__init__(conn, refusal)
+        self.refusal = refusal
+
 
 class _PinnedConnection:
     """Resolve the host once, check every address, connect to a checked one (mixed into urllib3's
@@ -118,7 +122,7 @@ _session.mount("https://", _PinnedAdapter())
 def _refusal(exc: requests.ConnectionError) -> str | None:
     """The refusal inside a connection error raised by `_PinnedConnection`, or None."""
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return reason._message if isinstance(reason, _Refused) else None
+    return reason.refusal if isinstance(reason, _Refused) else None
 
 
 def _post(url: str, headers: dict, body: str) -> tuple[int | None, str]:
