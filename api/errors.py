@@ -7,34 +7,29 @@ Such requests are an unknown path (`/api/v1/nothing`), a NUL character in the ad
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views import defaults
 
-_TITLES = {400: "Bad request", 404: "Not found", 500: "Internal server error"}
+from .problems import problem_json
 
 
 def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
-def _problem(status: int, detail: str) -> JsonResponse:
-    return JsonResponse({"type": "about:blank", "title": _TITLES[status], "status": status, "detail": detail},
-                        status=status, content_type="application/problem+json")
-
-
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
-        return _problem(400, str(exception) or "The request cannot be read.")
+        return problem_json(400, str(exception) or "The request cannot be read.")
     return defaults.bad_request(request, exception)
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
-        return _problem(404, "There is no such resource; see /api/v1/docs/.")
+        return problem_json(404, "There is no such resource; see /api/v1/docs/.")
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     if _is_api(request):
-        return _problem(500, "An error on the server; it has been logged.")
+        return problem_json(500, "An error on the server; it has been logged.")
     return defaults.server_error(request)

@@ -4,7 +4,9 @@ middleware or view reads it."""
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
+
+from .problems import problem_json
 
 
 class ApiBodyLimitMiddleware:
@@ -19,7 +21,5 @@ class ApiBodyLimitMiddleware:
                 length = 0
             limit = settings.API_MAX_BODY_BYTES
             if length > limit:
-                return JsonResponse({"type": "about:blank", "title": "Payload too large", "status": 413,
-                                     "detail": f"The request body is larger than {limit} bytes."},
-                                    status=413, content_type="application/problem+json")
+                return problem_json(413, f"The request body is larger than {limit} bytes.")
         return self.get_response(request)

@@ -3,17 +3,27 @@ field errors of a 400 in `errors` ({"pointer" or "field", "detail"})."""
 
 from __future__ import annotations
 
+from django.http import JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 TITLES = {400: "Invalid request", 401: "Not authenticated", 403: "Forbidden", 404: "Not found",
           405: "Method not allowed", 406: "Not acceptable", 409: "Conflict", 413: "Payload too large",
-          415: "Unsupported media type", 429: "Too many requests"}
+          415: "Unsupported media type", 429: "Too many requests", 500: "Internal server error"}
+
+
+def problem_body(status_code: int, detail: str) -> dict:
+    return {"type": "about:blank", "title": TITLES.get(status_code, "Error"), "status": status_code, "detail": detail}
+
+
+def problem_json(status_code: int, detail: str) -> JsonResponse:
+    """A problem document outside DRF's views (middleware, Django's error handlers)."""
+    return JsonResponse(problem_body(status_code, detail), status=status_code, content_type="application/problem+json")
 
 
 def problem(status_code: int, detail: str, *, errors: list[dict] | None = None, headers=None) -> Response:
-    body = {"type": "about:blank", "title": TITLES.get(status_code, "Error"), "status": status_code, "detail": detail}
+    body = problem_body(status_code, detail)
     if errors:
         body["errors"] = errors
     response = Response(body, status=status_code, headers=headers, content_type="application/problem+json")

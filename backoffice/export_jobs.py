@@ -15,9 +15,7 @@ from __future__ import annotations
 import datetime
 import logging
 
-from django.conf import settings
 from django.core.files import File
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import QueryDict
@@ -95,11 +93,10 @@ def export_job_render(*, job_id: int) -> None:
     saved = ExportJob.objects.filter(pk=job_id, finished_at__isnull=True).update(
         file=name, done=written[0], total=written[0], finished_at=timezone.now())
     if not saved:  # finished meanwhile by a redelivered task: keep its file, drop this one
-        default_storage.delete(name)
+        job.file.storage.delete(name)
 
 
 def export_jobs_purge(*, now: datetime.datetime) -> int:
     """Delete the jobs created more than EXPORT_JOBS_KEEP_DAYS days before `now`, with their files;
     returns how many."""
-    cutoff = now - datetime.timedelta(days=settings.EXPORT_JOBS_KEEP_DAYS)
-    return purge_with_files(ExportJob, file_field="file", cutoff=cutoff)
+    return purge_with_files(ExportJob, file_field="file", now=now)

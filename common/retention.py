@@ -7,17 +7,20 @@ import datetime
 import logging
 
 from django.core.files.storage import default_storage
-from django.db import models, transaction
+from django.db import transaction
 from django.utils import timezone
+
+from .models import FileJob
 
 logger = logging.getLogger(__name__)
 
 
-def purge_with_files(model: type[models.Model], *, file_field: str, cutoff: datetime.datetime) -> int:
-    """Delete the rows of `model` created before `cutoff` and the files their `file_field` names;
-    returns how many rows. The rows go first (committed; rows another purge holds are skipped),
-    then the files: a file that cannot be deleted is logged and left, never a row that points to
-    no file."""
+def purge_with_files(model: type[FileJob], *, file_field: str, now: datetime.datetime) -> int:
+    """Delete the rows of `model` created more than `model.keep_days()` days before `now` and the
+    files their `file_field` names; returns how many rows. The rows go first (committed; rows
+    another purge holds are skipped), then the files: a file that cannot be deleted is logged and
+    left, never a row that points to no file."""
+    cutoff = now - datetime.timedelta(days=model.keep_days())
     with transaction.atomic():
         old = list(model.objects.select_for_update(skip_locked=True).filter(created_at__lt=cutoff)
                    .values_list("id", file_field))
@@ -32,10 +35,10 @@ def purge_with_files(model: type[models.Model], *, file_field: str, cutoff: date
     return len(old)
 
 
-def queue_after_commit(task_name: str, row: models.Model, **kwargs) -> None:
+def queue_after_commit(task_name: str, row: FileJob, **kwargs) -> None:
     """Queue the Celery task `task_name` with `kwargs` once the transaction commits. When the broker
-    cannot be reached, `row` (a job with `finished_at` and `error`) is finished with that error, so
-    its page says so instead of waiting for ever."""
+    cannot be reached, `row` is finished with that error, so its page says so instead of waiting
+    for ever."""
 
     def enqueue() -> None:
         from celery import current_app

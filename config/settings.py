@@ -251,13 +251,9 @@ DUNNING_LETTERS_PER_DOCUMENT = env_int("DUNNING_LETTERS_PER_DOCUMENT", 20)
 DUNNING_LETTER_PROCESSES = env_int("DUNNING_LETTER_PROCESSES", os.cpu_count() or 1)
 # Excel exports of more rows than this are written by the worker, with a progress page; kept this many days.
 EXPORT_ASYNC_XLSX_ROWS = env_int("EXPORT_ASYNC_XLSX_ROWS", 20000)
-EXPORT_JOBS_KEEP_DAYS = env_int("EXPORT_JOBS_KEEP_DAYS", 7)
-if EXPORT_JOBS_KEEP_DAYS < 1:
-    raise ImproperlyConfigured(f"EXPORT_JOBS_KEEP_DAYS must be at least 1, not {EXPORT_JOBS_KEEP_DAYS}")
+EXPORT_JOBS_KEEP_DAYS = env_int("EXPORT_JOBS_KEEP_DAYS", 7, minimum=1)
 # "All letters as one PDF": a batch and its file are deleted this many days after it was made.
-LETTER_BATCHES_KEEP_DAYS = env_int("LETTER_BATCHES_KEEP_DAYS", 30)
-if LETTER_BATCHES_KEEP_DAYS < 1:
-    raise ImproperlyConfigured(f"LETTER_BATCHES_KEEP_DAYS must be at least 1, not {LETTER_BATCHES_KEEP_DAYS}")
+LETTER_BATCHES_KEEP_DAYS = env_int("LETTER_BATCHES_KEEP_DAYS", 30, minimum=1)
 # A reminder pending (in flight) longer than this has an unknown outcome; only then may staff settle it.
 DUNNING_STALE_PENDING_MINUTES = env_int("DUNNING_STALE_PENDING_MINUTES", 15)
 # Provider calls in flight at once per run (threads; each has its own provider connection).

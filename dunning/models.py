@@ -10,6 +10,7 @@ from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Language, SalesAccount
+from common.models import FileJob
 from orders.models import Order, PaymentMethod
 
 MAX_SEND_ATTEMPTS = 3
@@ -573,19 +574,16 @@ class ReminderOutcome(models.Model):
         return f"{self.sent_on} L{self.level} {self.days_to_payment}"
 
 
-class LetterBatch(models.Model):
+class LetterBatch(FileJob):
     """"All letters as one PDF" for postal sending: the letters of some reminders in one file,
     rendered inline when few, in the worker with progress when many (dunning.letters)."""
 
+    KEEP_DAYS_SETTING = "LETTER_BATCHES_KEEP_DAYS"
+
     reminder_ids = models.JSONField(_("reminders"), default=list)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   verbose_name=_("created by"))
-    created_at = models.DateTimeField(_("created at"))
     total = models.PositiveIntegerField(_("letters"), default=0)
     done = models.PositiveIntegerField(_("letters rendered"), default=0)
     pdf = models.FileField(_("PDF"), upload_to="letters/", blank=True)
-    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
-    error = models.TextField(_("error"), blank=True)
 
     class Meta:
         verbose_name = _("letter batch")
@@ -594,7 +592,3 @@ class LetterBatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.total} letters {self.created_at:%Y-%m-%d %H:%M}"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.finished_at is not None

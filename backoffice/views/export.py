@@ -3,7 +3,6 @@ as the page, in the formats of the page's language."""
 
 from __future__ import annotations
 
-import datetime
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -68,10 +67,8 @@ def export_job(request: HttpRequest, pk: int) -> HttpResponse:
     query = urlencode([tuple(pair) for pair in job.params])
     return render(request, "backoffice/export_job.html", {
         "job": job,
-        "percent": int(job.done * 100 / job.total) if job.total else 0,
         "refresh": not job.is_finished,
         "file_url": reverse("backoffice:export_job_file", args=[job.pk]) if job.file else "",
-        "keep_until": job.created_at + datetime.timedelta(days=settings.EXPORT_JOBS_KEEP_DAYS),
         "overview_url": reverse("backoffice:open_payments") + (f"?{query}" if query else ""),
     })
 

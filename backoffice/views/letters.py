@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import datetime
-
-from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -62,10 +59,8 @@ def letter_batch(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(LetterBatch, pk=pk)
     return render(request, "backoffice/letter_batch.html", {
         "batch": batch,
-        "percent": int(batch.done * 100 / batch.total) if batch.total else 0,
         "refresh": not batch.is_finished,
         "pdf_url": reverse("backoffice:letter_batch_pdf", args=[batch.pk]) if batch.pdf else "",
-        "keep_until": batch.created_at + datetime.timedelta(days=settings.LETTER_BATCHES_KEEP_DAYS),
     })
 
 

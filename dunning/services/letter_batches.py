@@ -73,5 +73,4 @@ def letter_batch_render(*, batch_id: int) -> None:
 def letter_batches_purge(*, now: datetime.datetime) -> int:
     """Delete the batches created more than LETTER_BATCHES_KEEP_DAYS days before `now`, with their
     files; returns how many."""
-    cutoff = now - datetime.timedelta(days=settings.LETTER_BATCHES_KEEP_DAYS)
-    return purge_with_files(LetterBatch, file_field="pdf", cutoff=cutoff)
+    return purge_with_files(LetterBatch, file_field="pdf", now=now)

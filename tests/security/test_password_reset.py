@@ -212,13 +212,8 @@ def test_a_cache_url_that_is_not_redis_is_a_clear_error():
     assert "CACHE_URL must be a redis:// URL or empty, not 'memcached://127.0.0.1:11211'" in result.stderr
 
 
-def test_letter_batches_must_be_kept_at_least_a_day():
-    result = manage("check", LETTER_BATCHES_KEEP_DAYS="0")
+@pytest.mark.parametrize("name", ["LETTER_BATCHES_KEEP_DAYS", "EXPORT_JOBS_KEEP_DAYS"])
+def test_files_must_be_kept_at_least_a_day(name):
+    result = manage("check", **{name: "0"})
     assert result.returncode != 0
-    assert "LETTER_BATCHES_KEEP_DAYS must be at least 1, not 0" in result.stderr
-
-
-def test_exports_must_be_kept_at_least_a_day():
-    result = manage("check", EXPORT_JOBS_KEEP_DAYS="0")
-    assert result.returncode != 0
-    assert "EXPORT_JOBS_KEEP_DAYS must be at least 1, not 0" in result.stderr
+    assert f"{name} must be at least 1, not 0" in result.stderr
