@@ -9,8 +9,7 @@ from decimal import Decimal
 
 from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -27,6 +26,24 @@ from payments.services import OrderNotFound, PaymentActionError, api_transaction
 from . import serializers
 from .problems import problem
 from .services import MAX_BULK, OrdersInvalid, orders_upsert, payment_input
+
+PROBLEM = "application/problem+json"
+_ERRORS = {
+    400: "Invalid input: every problem in `errors`; nothing was written.",
+    401: "No key, another scheme, or an unknown or revoked key (`WWW-Authenticate: Bearer`).",
+    404: "No such order of the key's sales account.",
+    409: "The order is paid or cancelled.",
+    413: "The body is larger than API_MAX_BODY_BYTES.",
+    415: "The body is not JSON (`Content-Type: application/json`).",
+    429: "More than API_RATE_LIMIT requests of this key; `Retry-After` says after how many seconds to try again.",
+}
+
+
+def responses(ok: dict, *errors: int) -> dict:
+    """The operation's answers for the schema: `ok` and the problem documents of `errors`, plus the
+    401 and 429 every operation can answer."""
+    return {**ok, **{(code, PROBLEM): OpenApiResponse(serializers.ProblemSerializer, description=_ERRORS[code])
+                     for code in sorted({*errors, 401, 429})}}
 
 
 def _iso(value: datetime.datetime | None) -> str | None:
@@ -103,12 +120,14 @@ def _invalid(exc: OrdersInvalid, *, single: bool) -> Response:
 
 
 class OrderDetailView(APIView):
-    @extend_schema(responses=serializers.OrderOutSerializer, summary="Read an order with its dunning state")
+    @extend_schema(responses=responses({200: serializers.OrderOutSerializer}, 404),
+                   summary="Read an order with its dunning state")
     def get(self, request, number: str):
         return Response(order_json(_order_or_404(request, number, timezone.now())))
 
-    @extend_schema(request=serializers.OrderInSerializer, responses={200: serializers.OrderOutSerializer,
-                                                                      201: serializers.OrderOutSerializer},
+    @extend_schema(request=serializers.OrderInSerializer,
+                   responses=responses({200: serializers.OrderOutSerializer, 201: serializers.OrderOutSerializer},
+                                       400, 413, 415),
                    summary="Create or update an order (never touches dunning state)")
     def put(self, request, number: str):
         data = request.data
@@ -127,7 +146,8 @@ class OrderDetailView(APIView):
 
 
 class OrderBulkView(APIView):
-    @extend_schema(request=serializers.BulkInSerializer, responses=serializers.BulkOutSerializer,
+    @extend_schema(request=serializers.BulkInSerializer,
+                   responses=responses({200: serializers.BulkOutSerializer}, 400, 413, 415),
                    summary=f"Create or update up to {MAX_BULK} orders, all or nothing")
     def post(self, request):
         data = request.data
@@ -150,17 +170,38 @@ class OrderCursorPagination(CursorPagination):
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
+    invalid_cursor_message = "Invalid cursor: pass a page's next or previous link as it is."
+
+
+def page_size_problem(raw: str | None) -> str | None:
+    """What is wrong with `page_size` (a whole number from 1; above the maximum it is capped), or None."""
+    if raw is None or raw == "":
+        return None
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+        return "must be a whole number of at least 1"
+    return None
 
 
 class OrderListView(APIView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("dunning_level", str, description='1, 2, 3 or "completed"'),
-            OpenApiParameter("open", bool),
-            OpenApiParameter("updated_since", OpenApiTypes.DATETIME),
-            OpenApiParameter("cursor", str), OpenApiParameter("page_size", int),
+            # An empty value is no filter (as in the back office's forms), so each admits "".
+            OpenApiParameter("dunning_level", {"type": "string", "enum": ["", "1", "2", "3", "completed"]},
+                             description="the orders at this level now"),
+            OpenApiParameter("open", {"type": "string", "pattern": "^([tT][rR][uU][eE]|[fF][aA][lL][sS][eE]|[01])?$"},
+                             description="true (or 1): unpaid and not cancelled; false (or 0): paid or cancelled"),
+            OpenApiParameter("updated_since", {"type": "string", "pattern": r"^(\d{4}-\d{2}-\d{2}.*)?$"},
+                             description="changed at or after this ISO 8601 date or date-time (without an offset: "
+                                         "Berlin time)"),
+            OpenApiParameter("cursor", str, description="from a page's `next` or `previous` link; a bad one is 404"),
+            OpenApiParameter("page_size", {"anyOf": [{"type": "integer", "minimum": 1},
+                                                     {"type": "string", "maxLength": 0}]},
+                             description=f"default {OrderCursorPagination.page_size}; more than "
+                                         f"{OrderCursorPagination.max_page_size} gives "
+                                         f"{OrderCursorPagination.max_page_size}"),
         ],
-        responses=serializers.OrderOutSerializer(many=True), summary="List orders (cursor-paginated)")
+        responses=responses({200: serializers.OrderPageSerializer}, 400, 404),
+        summary="List orders (cursor-paginated, oldest change first)", operation_id="orders_list")
     def get(self, request):
         now = timezone.now()
         qs = orders_of(request, now=now)
@@ -194,6 +235,9 @@ class OrderListView(APIView):
                     errors["updated_since"] = ["is out of range: it must lie between the years 1 and 9999 in UTC"]
                 else:
                     qs = qs.filter(updated_at__gte=value)
+        size_problem = page_size_problem(request.query_params.get("page_size"))
+        if size_problem:
+            errors["page_size"] = [size_problem]
         if errors:
             raise exceptions.ValidationError(errors)
         paginator = OrderCursorPagination()
@@ -202,7 +246,8 @@ class OrderListView(APIView):
 
 
 class DunningBlockView(APIView):
-    @extend_schema(request=serializers.BlockInSerializer, responses=serializers.OrderOutSerializer,
+    @extend_schema(request=serializers.BlockInSerializer,
+                   responses=responses({200: serializers.OrderOutSerializer}, 400, 404, 409, 413, 415),
                    summary="Block dunning for an open order (with a reason)")
     def post(self, request, number: str):
         now = timezone.now()
@@ -220,7 +265,8 @@ class DunningBlockView(APIView):
             return problem(409, "The order is paid or cancelled: there is no dunning to block.")
         return Response(order_json(_order_or_404(request, number, now)))
 
-    @extend_schema(request=None, responses=serializers.OrderOutSerializer, summary="Unblock dunning")
+    @extend_schema(request=None, responses=responses({200: serializers.OrderOutSerializer}, 404, 409),
+                   summary="Unblock dunning")
     def delete(self, request, number: str):
         now = timezone.now()
         order = _order_or_404(request, number, now)
@@ -245,7 +291,8 @@ def payment_json(payment: Payment) -> dict:
 
 class PaymentView(APIView):
     @extend_schema(request=serializers.PaymentInSerializer,
-                   responses={200: serializers.PaymentOutSerializer, 201: serializers.PaymentOutSerializer},
+                   responses=responses({200: serializers.PaymentOutSerializer, 201: serializers.PaymentOutSerializer},
+                                       400, 404, 413, 415),
                    summary="Record a payment of an order (idempotent by transaction_id)")
     def post(self, request):
         now = timezone.now()

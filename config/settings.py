@@ -56,6 +56,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "api.middleware.ApiEnglishMiddleware",  # the API answers in English whatever the Accept-Language
     "django.middleware.common.CommonMiddleware",
     "backoffice.middleware.RejectNulMiddleware",
     "backoffice.middleware.SqliteIntegerOverflowMiddleware",  # 400, not 500, for a huge id on SQLite
@@ -290,7 +291,9 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Mahnwesen API",
-    "DESCRIPTION": "Orders in, dunning state out. Authorization: Bearer <key>. Errors are RFC 9457 problem documents.",
+    "DESCRIPTION": ("Orders in, dunning state out. Every request carries `Authorization: Bearer <key>` (an API key "
+                    "of a sales account). Errors are RFC 9457 problem documents (`application/problem+json`), "
+                    "in English."),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
@@ -299,6 +302,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "OAS_VERSION": "3.1.0",  # plain JSON Schema: null is a type, so clients and tests validate with any validator
+    # the bodies that refuse unknown fields say so (additionalProperties: false)
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "api.serializers.closed_request_bodies"],
 }
 
 # --- Security (production behind a TLS-terminating proxy) -----------------------------------

@@ -1,0 +1,176 @@
+"""The OpenAPI schema tells the truth: every answer of every operation, success or problem, has its
+status documented for that operation and a body that validates against the documented schema
+(JSON Schema 2020-12, as OpenAPI 3.1 is). Also: the API answers in English whatever the client's
+Accept-Language, and `page_size` is checked like the other filters."""
+
+import datetime
+import json
+import re
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+from jsonschema import Draft202012Validator
+
+from dunning.models import Reminder
+from tests.api import test_api
+from tests.api.test_api import assert_problem, order_body
+from tests.factories import OrderFactory, ReminderFactory
+
+key, api, _fresh_rate_limit = test_api.key, test_api.api, test_api._fresh_rate_limit
+TODAY = timezone.localdate().isoformat()
+
+
+@pytest.fixture
+def schema(client):
+    response = client.get("/api/v1/schema/?format=json")
+    assert response.status_code == 200
+    doc = json.loads(response.content)
+    assert doc["openapi"].startswith("3.1")
+    return doc
+
+
+def _operation(schema: dict, method: str, path: str) -> dict:
+    """The operation whose path template matches `path` (the API's paths hold no slash in a parameter)."""
+    for template, operations in schema["paths"].items():
+        pattern = "^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, path) and method in operations:
+            return operations[method]
+    raise AssertionError(f"{method.upper()} {path} is not in the schema")
+
+
+def conforms(schema: dict, method: str, path: str, response) -> dict:
+    """Assert that `response` is documented for the operation and matches its schema; returns its JSON."""
+    operation = _operation(schema, method, path)
+    documented = operation["responses"]
+    status = str(response.status_code)
+    assert status in documented, f"{method.upper()} {path} answered {status}, documented: {sorted(documented)}"
+    media_type = response["Content-Type"].split(";")[0]
+    content = documented[status].get("content", {})
+    assert media_type in content, f"{status} of {method.upper()} {path} as {media_type}, documented: {list(content)}"
+    body = json.loads(response.content)
+    validator = Draft202012Validator({**content[media_type]["schema"], "components": schema["components"]})
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(body)]
+    assert not errors, f"{method.upper()} {path} {status}: {errors}"
+    return body
+
+
+@pytest.fixture
+def order(account, invoice):
+    return OrderFactory(sales_account=account, payment_method=invoice, number="S-1", total=Decimal("49.90"),
+                        ordered_at=timezone.now() - datetime.timedelta(days=40))
+
+
+def test_every_answer_of_every_operation_is_documented_and_matches_its_schema(schema, api, order, settings):
+    ReminderFactory(order=order, level=1, status=Reminder.Status.SENT)
+    paid = OrderFactory(sales_account=order.sales_account, payment_method=order.payment_method, number="S-2",
+                        paid_at=timezone.now())
+    calls = [
+        ("get", "orders", None, 200),
+        ("get", "orders?page_size=1", None, 200),
+        ("get", "orders?dunning_level=completed&open=TRUE&updated_since=2026-01-01&page_size=", None, 200),
+        ("get", "orders?dunning_level=7", None, 400),
+        ("get", "orders?page_size=0", None, 400),
+        ("get", "orders?cursor=nonsense", None, 404),
+        ("get", "orders/S-1", None, 200),
+        ("get", "orders/nope", None, 404),
+        ("put", "orders/S-9", order_body(), 201),
+        ("put", "orders/S-9", order_body(customer_is_business=True, language="EN", customer_country=" de "), 200),
+        ("put", "orders/S-9", order_body(total=12.5), 400),
+        ("put", "orders/S-9", order_body(reminders_sent=3), 400),
+        ("post", "orders/bulk", {"orders": [{**order_body(), "number": "S-10"}]}, 200),
+        ("post", "orders/bulk", {"orders": "S-10"}, 400),
+        ("post", "orders/S-1/dunning-block", {"reason": "disputed"}, 200),
+        ("post", "orders/S-1/dunning-block", {"reason": "two\nlines"}, 400),
+        ("post", "orders/nope/dunning-block", {"reason": "x"}, 404),
+        ("post", "orders/S-2/dunning-block", {"reason": "x"}, 409),
+        ("delete", "orders/S-1/dunning-block", None, 200),
+        ("delete", "orders/S-2/dunning-block", None, 409),
+        ("post", "payments", {"order_number": "S-1", "amount": "10.00", "currency": "EUR", "booked_on": TODAY,
+                              "transaction_id": "t-1"}, 201),
+        ("post", "payments", {"order_number": "S-1", "amount": "10.00", "currency": "EUR", "booked_on": TODAY,
+                              "transaction_id": "t-1"}, 200),
+        ("post", "payments", {"order_number": "S-1", "amount": "0", "currency": "EUR", "booked_on": TODAY,
+                              "transaction_id": "t-2"}, 400),
+        ("post", "payments", {"order_number": "nope", "amount": "1.00", "currency": "EUR", "booked_on": TODAY,
+                              "transaction_id": "t-3"}, 404),
+    ]
+    for method, path, body, status in calls:
+        response = getattr(api, method)(path, body)
+        assert response.status_code == status, (method, path, response.content)
+        conforms(schema, method, "/api/v1/" + path.split("?")[0], response)
+    assert paid.paid_at
+
+    # the answers every operation can give: no key (401), a body not JSON (415), too large (413), too many (429)
+    anonymous = Client()
+    for method, path in [("get", "orders"), ("get", "orders/S-1"), ("put", "orders/S-1"), ("post", "orders/bulk"),
+                         ("post", "orders/S-1/dunning-block"), ("delete", "orders/S-1/dunning-block"),
+                         ("post", "payments")]:
+        response = getattr(anonymous, method)("/api/v1/" + path, content_type="application/json")
+        assert response.status_code == 401
+        conforms(schema, method, "/api/v1/" + path, response)
+        if method in ("put", "post"):
+            response = getattr(api.client, method)("/api/v1/" + path, data="a=1", content_type="text/plain")
+            assert response.status_code == 415, response.content
+            conforms(schema, method, "/api/v1/" + path, response)
+            settings.API_MAX_BODY_BYTES = 10
+            response = getattr(api, method)(path, {"reason": "more than ten bytes"})
+            settings.API_MAX_BODY_BYTES = 2 * 1024 * 1024
+            assert response.status_code == 413
+            conforms(schema, method, "/api/v1/" + path, response)
+    settings.API_RATE_LIMIT = "1/m"
+    api.get("orders")
+    response = api.get("orders/S-1")
+    assert response.status_code == 429
+    conforms(schema, "get", "/api/v1/orders/S-1", response)
+
+
+def test_the_list_is_documented_as_the_page_it_is(schema, api, order):
+    page = conforms(schema, "get", "/api/v1/orders", api.get("orders?page_size=1"))
+    assert set(page) == {"next", "previous", "results"} and page["results"][0]["number"] == "S-1"
+    ok = schema["paths"]["/api/v1/orders"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/OrderPage"}
+
+
+def test_a_schema_that_lied_would_fail(schema, api, order):
+    """The check itself: a body the schema does not allow is caught (here: dunning_level as a string)."""
+    response = api.get("orders/S-1")
+    lying = json.loads(response.content) | {"dunning_level": "1"}
+    response.content = json.dumps(lying).encode()
+    with pytest.raises(AssertionError, match="dunning_level"):
+        conforms(schema, "get", "/api/v1/orders/S-1", response)
+
+
+def test_unknown_fields_are_refused_and_the_schema_says_so(schema, api):
+    components = schema["components"]["schemas"]
+    assert all(components[name]["additionalProperties"] is False for name in ("OrderIn", "BulkItem", "PaymentIn"))
+    assert_problem(api.put("orders/S-9", order_body(colour="red")), 400, "colour")
+
+
+@pytest.mark.parametrize("language", ["de", "de-DE,de;q=0.9", "en"])
+def test_the_api_answers_in_english_whatever_the_accept_language(language, api):
+    anonymous = Client(HTTP_ACCEPT_LANGUAGE=language)
+    doc = assert_problem(anonymous.get("/api/v1/orders"), 401)
+    assert doc["detail"] == "Authentication credentials were not provided."
+    response = api.client.get("/api/v1/orders?cursor=nonsense", HTTP_ACCEPT_LANGUAGE=language)
+    assert assert_problem(response, 404)["detail"].startswith("Invalid cursor")
+    assert response["Content-Language"] == "en"
+    response = api.client.patch("/api/v1/orders/S-1", HTTP_ACCEPT_LANGUAGE=language)
+    assert assert_problem(response, 405)["detail"] == 'Method "PATCH" not allowed.'
+
+
+def test_the_back_office_still_speaks_german(client):
+    response = client.get("/accounts/login/", HTTP_ACCEPT_LANGUAGE="de")
+    assert response["Content-Language"] == "de"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "1.5", " 5", "５"])
+def test_a_bad_page_size_is_a_400(value, api):
+    assert_problem(api.get(f"orders?page_size={value}"), 400, "page_size")
+
+
+def test_a_page_size_above_the_maximum_gives_the_maximum(api, account, invoice):
+    OrderFactory.create_batch(3, sales_account=account, payment_method=invoice)
+    page = api.get("orders?page_size=100000").json()
+    assert len(page["results"]) == 3 and page["next"] is None
