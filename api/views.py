@@ -173,6 +173,11 @@ class OrderCursorPagination(CursorPagination):
     invalid_cursor_message = "Invalid cursor: pass a page's next or previous link as it is."
 
 
+# what `updated_since` accepts (datetime.fromisoformat), as a pattern; a day the month lacks stays a 400
+ISO_DATE_OR_TIME = (r"^(\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+                    r"([T ]([01]\d|2[0-3])(:[0-5]\d(:[0-5]\d(\.\d{1,6})?)?)?(Z|[+-]([01]\d|2[0-3])(:?[0-5]\d)?)?)?)?$")
+
+
 def page_size_problem(raw: str | None) -> str | None:
     """What is wrong with `page_size` (a whole number from 1; above the maximum it is capped), or None."""
     if raw is None or raw == "":
@@ -190,7 +195,7 @@ class OrderListView(APIView):
                              description="the orders at this level now"),
             OpenApiParameter("open", {"type": "string", "pattern": "^([tT][rR][uU][eE]|[fF][aA][lL][sS][eE]|[01])?$"},
                              description="true (or 1): unpaid and not cancelled; false (or 0): paid or cancelled"),
-            OpenApiParameter("updated_since", {"type": "string", "pattern": r"^(\d{4}-\d{2}-\d{2}.*)?$"},
+            OpenApiParameter("updated_since", {"type": "string", "pattern": ISO_DATE_OR_TIME},
                              description="changed at or after this ISO 8601 date or date-time (without an offset: "
                                          "Berlin time)"),
             OpenApiParameter("cursor", str, description="from a page's `next` or `previous` link; a bad one is 404"),

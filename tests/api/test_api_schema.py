@@ -7,6 +7,7 @@ import datetime
 import json
 import re
 from decimal import Decimal
+from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
@@ -174,3 +175,21 @@ def test_a_page_size_above_the_maximum_gives_the_maximum(api, account, invoice):
     OrderFactory.create_batch(3, sales_account=account, payment_method=invoice)
     page = api.get("orders?page_size=100000").json()
     assert len(page["results"]) == 3 and page["next"] is None
+
+
+@pytest.mark.parametrize("value", ["2026-11-26", "2026-11-26T10", "2026-11-26 10:00:00.123456", "2026-11-26T10:00:00Z",
+                                   "2026-11-26T10:00:00+01", "2026-11-26T10:00+01:00", "2026-11-26T10:00:00-0530"])
+def test_every_updated_since_the_schema_allows_is_accepted(value, schema, api):
+    pattern = next(p["schema"]["pattern"] for p in schema["paths"]["/api/v1/orders"]["get"]["parameters"]
+                   if p["name"] == "updated_since")
+    assert re.match(pattern, value)
+    response = api.get("orders?" + urlencode({"updated_since": value}))
+    assert response.status_code == 200, response.content
+
+
+@pytest.mark.parametrize("value", ["2026-11-26x", "26.11.2026", "2026-11-26T24:00"])
+def test_an_updated_since_the_schema_refuses_is_a_400(value, schema, api):
+    pattern = next(p["schema"]["pattern"] for p in schema["paths"]["/api/v1/orders"]["get"]["parameters"]
+                   if p["name"] == "updated_since")
+    assert not re.match(pattern, value)
+    assert_problem(api.get("orders?" + urlencode({"updated_since": value})), 400, "updated_since")
