@@ -304,6 +304,10 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "OAS_VERSION": "3.1.0",  # plain JSON Schema: null is a type, so clients and tests validate with any validator
     # the bodies that refuse unknown fields say so (additionalProperties: false)
+    # the events we POST, in the schema's `webhooks` (one name per webhooks.models.EventType)
+    "WEBHOOKS": [f"api.webhook_schema.{name}" for name in ("REMINDER_SENT", "ORDER_PAID",
+                                                           "ORDER_FLAGGED_FOR_CANCELLATION", "ORDER_CANCELLED",
+                                                           "PAYMENT_UNMATCHED")],
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "api.serializers.closed_request_bodies"],
 }
 

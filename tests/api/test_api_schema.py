@@ -193,3 +193,47 @@ def test_an_updated_since_the_schema_refuses_is_a_400(value, schema, api):
                    if p["name"] == "updated_since")
     assert not re.match(pattern, value)
     assert_problem(api.get("orders?" + urlencode({"updated_since": value})), 400, "updated_since")
+
+
+# --- webhooks: the bodies we POST ----------------------------------------------------------------
+
+def test_every_event_type_is_documented_and_its_bodies_match(schema, account, invoice, prepayment, settings, now):
+    """Each event type made by the service that emits it, its delivered body validated against the
+    schema's `webhooks` entry."""
+    from dunning import services as dunning_services
+    from dunning.models import DunningConfig
+    from orders.services import orders_cancel, orders_mark_paid
+    from payments.services import payment_record_api
+    from tests.factories import DunningConfigFactory, ReminderAssignmentFactory, berlin
+    from webhooks.delivery import request_parts
+    from webhooks.models import EventType, WebhookEndpoint, WebhookEvent
+
+    settings.WEBHOOK_ALLOW_PRIVATE = True
+    endpoint = WebhookEndpoint.objects.create(sales_account=account, url="http://127.0.0.1:9/hook")
+    assert set(schema["webhooks"]) == set(EventType.values)
+
+    DunningConfigFactory(sales_account=account, payment_method=invoice)
+    ReminderAssignmentFactory(sales_account=account, level=1, send_automatically=True)
+    OrderFactory(sales_account=account, payment_method=invoice, ordered_at=berlin(2026, 9, 1))
+    DunningConfigFactory(sales_account=account, payment_method=prepayment, cancel_after_days=14,
+                         cancellation_action=DunningConfig.CancellationAction.FLAG)
+    OrderFactory(sales_account=account, payment_method=prepayment, ordered_at=now - datetime.timedelta(days=20))
+    dunning_services.dunning_run_execute(now=now)  # reminder.sent, order.flagged_for_cancellation
+    paid = OrderFactory(sales_account=account, payment_method=invoice, number="P-1", total=Decimal("10.00"))
+    orders_mark_paid(order_ids=[paid.id], paid_at=now, user=None, now=now)  # order.paid
+    cancelled = OrderFactory(sales_account=account, payment_method=prepayment, flagged_for_cancellation_at=now)
+    orders_cancel(order_ids=[cancelled.id], release_reservation=True, user=None, now=now)  # order.cancelled
+    payment_record_api(sales_account_id=account.id, order_number="P-1", amount=Decimal("10.00"), currency="EUR",
+                       booked_on=now.date(), transaction_id="late", now=now)  # payment.unmatched (P-1 is paid)
+
+    seen = set()
+    for event in WebhookEvent.objects.all():
+        body = json.loads(request_parts(event, endpoint, now=now)[1])
+        content = schema["webhooks"][event.type]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        validator = Draft202012Validator({**content, "components": schema["components"]})
+        errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(body)]
+        assert not errors, (event.type, body, errors)
+        wrong = body | {"type": "order.paid" if event.type != "order.paid" else "order.cancelled"}
+        assert not validator.is_valid(wrong)  # each entry holds only its own type
+        seen.add(event.type)
+    assert seen == set(EventType.values)
