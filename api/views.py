@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -24,26 +24,44 @@ from payments.models import Payment
 from payments.services import OrderNotFound, PaymentActionError, api_transaction_id, payment_record_api
 
 from . import serializers
-from .problems import problem
+from .problems import problem, problem_body
 from .services import MAX_BULK, OrdersInvalid, orders_upsert, payment_input
 
 PROBLEM = "application/problem+json"
+# (description, an example's detail) of each problem status an operation can answer
 _ERRORS = {
-    400: "Invalid input: every problem in `errors`; nothing was written.",
-    401: "No key, another scheme, or an unknown or revoked key (`WWW-Authenticate: Bearer`).",
-    404: "No such order of the key's sales account.",
-    409: "The order is paid or cancelled.",
-    413: "The body is larger than API_MAX_BODY_BYTES.",
-    415: "The body is not JSON (`Content-Type: application/json`).",
-    429: "More than API_RATE_LIMIT requests of this key; `Retry-After` says after how many seconds to try again.",
+    400: ("Invalid input: every problem in `errors`; nothing was written.",
+          "The order data is invalid; nothing was written. See errors."),
+    401: ("No key, another scheme, or an unknown or revoked key (`WWW-Authenticate: Bearer`).",
+          "Authentication credentials were not provided."),
+    404: ("No such order of the key's sales account.", "No order 'A-1001'."),
+    409: ("The order is paid or cancelled.", "The order is paid or cancelled: there is no dunning to block."),
+    413: ("The body is larger than API_MAX_BODY_BYTES.", "The request body is larger than 2097152 bytes."),
+    415: ("The body is not JSON (`Content-Type: application/json`).",
+          'Unsupported media type "text/plain" in request.'),
+    429: ("More than API_RATE_LIMIT requests of this key; `Retry-After` says after how many seconds to try again.",
+          "Request was throttled. Expected available in 1 second."),
 }
+BODY_INVALID = ("The order data is invalid; nothing was written. See errors.",
+                [{"field": "total", "detail": "is not a decimal with a dot (write 12.50, not 12,50)"}])
+QUERY_INVALID = ("The request is invalid; see errors.",
+                 [{"pointer": "/dunning_level", "detail": 'must be 1, 2, 3 or "completed"'}])
 
 
-def responses(ok: dict, *errors: int) -> dict:
+def _problem_response(code: int, invalid: tuple[str, list[dict]]) -> OpenApiResponse:
+    description, detail = _ERRORS[code]
+    example = problem_body(code, detail)
+    if code == 400:
+        example = problem_body(code, invalid[0]) | {"errors": invalid[1]}
+    return OpenApiResponse(serializers.ProblemSerializer, description=description,
+                           examples=[OpenApiExample(f"{code}", value=example, response_only=True,
+                                                    status_codes=[str(code)], media_type=PROBLEM)])
+
+
+def responses(ok: dict, *errors: int, invalid: tuple[str, list[dict]] = BODY_INVALID) -> dict:
     """The operation's answers for the schema: `ok` and the problem documents of `errors`, plus the
-    401 and 429 every operation can answer."""
-    return {**ok, **{(code, PROBLEM): OpenApiResponse(serializers.ProblemSerializer, description=_ERRORS[code])
-                     for code in sorted({*errors, 401, 429})}}
+    401 and 429 every operation can answer; `invalid`: the 400 example's detail and errors."""
+    return {**ok, **{(code, PROBLEM): _problem_response(code, invalid) for code in sorted({*errors, 401, 429})}}
 
 
 def _iso(value: datetime.datetime | None) -> str | None:
@@ -205,7 +223,7 @@ class OrderListView(APIView):
                                          f"{OrderCursorPagination.max_page_size} gives "
                                          f"{OrderCursorPagination.max_page_size}"),
         ],
-        responses=responses({200: serializers.OrderPageSerializer}, 400, 404),
+        responses=responses({200: serializers.OrderPageSerializer}, 400, 404, invalid=QUERY_INVALID),
         summary="List orders (cursor-paginated, oldest change first)", operation_id="orders_list")
     def get(self, request):
         now = timezone.now()
@@ -252,7 +270,9 @@ class OrderListView(APIView):
 
 class DunningBlockView(APIView):
     @extend_schema(request=serializers.BlockInSerializer,
-                   responses=responses({200: serializers.OrderOutSerializer}, 400, 404, 409, 413, 415),
+                   responses=responses({200: serializers.OrderOutSerializer}, 400, 404, 409, 413, 415,
+                                       invalid=("The request is invalid; see errors.", [
+                                           {"pointer": "/reason", "detail": "required: why dunning is blocked"}])),
                    summary="Block dunning for an open order (with a reason)")
     def post(self, request, number: str):
         now = timezone.now()
@@ -297,7 +317,9 @@ def payment_json(payment: Payment) -> dict:
 class PaymentView(APIView):
     @extend_schema(request=serializers.PaymentInSerializer,
                    responses=responses({200: serializers.PaymentOutSerializer, 201: serializers.PaymentOutSerializer},
-                                       400, 404, 413, 415),
+                                       400, 404, 413, 415,
+                                       invalid=("The payment is invalid; nothing was recorded. See errors.",
+                                                [{"field": "booked_on", "detail": "is in the future"}])),
                    summary="Record a payment of an order (idempotent by transaction_id)")
     def post(self, request):
         now = timezone.now()

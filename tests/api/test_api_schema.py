@@ -237,3 +237,19 @@ def test_every_event_type_is_documented_and_its_bodies_match(schema, account, in
         assert not validator.is_valid(wrong)  # each entry holds only its own type
         seen.add(event.type)
     assert seen == set(EventType.values)
+
+
+def test_every_example_in_the_schema_matches_its_schema(schema):
+    """The examples the docs page shows are answers the schema allows (a wrong example teaches a wrong client)."""
+    checked = 0
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            for status, answer in operation["responses"].items():
+                for media_type, content in answer.get("content", {}).items():
+                    validator = Draft202012Validator({**content["schema"], "components": schema["components"]})
+                    for name, example in content.get("examples", {}).items():
+                        errors = [e.message for e in validator.iter_errors(example["value"])]
+                        assert not errors, (method, path, status, media_type, name, errors)
+                        assert example["value"].get("status") in (None, int(status))
+                        checked += 1
+    assert checked >= 30  # every operation's problem answers carry one
