@@ -46,6 +46,8 @@ BODY_INVALID = ("The order data is invalid; nothing was written. See errors.",
                 [{"field": "total", "detail": "is not a decimal with a dot (write 12.50, not 12,50)"}])
 QUERY_INVALID = ("The request is invalid; see errors.",
                  [{"pointer": "/dunning_level", "detail": 'must be 1, 2, 3 or "completed"'}])
+UNKNOWN_PARAMETER = ("The request is invalid; see errors.",
+                     [{"pointer": "/dunning_levle", "detail": "unknown query parameter (this operation takes none)"}])
 
 
 def _problem_response(code: int, invalid: tuple[str, list[dict]]) -> OpenApiResponse:
@@ -60,8 +62,26 @@ def _problem_response(code: int, invalid: tuple[str, list[dict]]) -> OpenApiResp
 
 def responses(ok: dict, *errors: int, invalid: tuple[str, list[dict]] = BODY_INVALID) -> dict:
     """The operation's answers for the schema: `ok` and the problem documents of `errors`, plus the
-    401 and 429 every operation can answer; `invalid`: the 400 example's detail and errors."""
-    return {**ok, **{(code, PROBLEM): _problem_response(code, invalid) for code in sorted({*errors, 401, 429})}}
+    400 (an unknown query parameter), 401 and 429 every operation can answer; `invalid`: the 400
+    example's detail and errors."""
+    return {**ok, **{(code, PROBLEM): _problem_response(code, invalid)
+                     for code in sorted({*errors, 400, 401, 429})}}
+
+
+class ApiView(APIView):
+    """An API operation. It refuses query parameters it does not take (400 with each one), after the
+    key and the rate limit are checked: a misspelt filter (`?dunning_levle=1`) would otherwise
+    answer every order, and the order and payment bodies refuse unknown fields the same way."""
+
+    query_parameters: frozenset[str] = frozenset()
+
+    def initial(self, request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        unknown = sorted(set(request.query_params) - self.query_parameters)
+        if unknown:
+            takes = ", ".join(sorted(self.query_parameters)) or "none"
+            raise exceptions.ValidationError(
+                {name: [f"unknown query parameter (this operation takes {takes})"] for name in unknown})
 
 
 def _iso(value: datetime.datetime | None) -> str | None:
@@ -137,8 +157,8 @@ def _invalid(exc: OrdersInvalid, *, single: bool) -> Response:
     return problem(400, "The order data is invalid; nothing was written. See errors.", errors=errors)
 
 
-class OrderDetailView(APIView):
-    @extend_schema(responses=responses({200: serializers.OrderOutSerializer}, 404),
+class OrderDetailView(ApiView):
+    @extend_schema(responses=responses({200: serializers.OrderOutSerializer}, 404, invalid=UNKNOWN_PARAMETER),
                    summary="Read an order with its dunning state")
     def get(self, request, number: str):
         return Response(order_json(_order_or_404(request, number, timezone.now())))
@@ -163,7 +183,7 @@ class OrderDetailView(APIView):
         return Response(order_json(_order_or_404(request, number, now)), status=201 if created else 200)
 
 
-class OrderBulkView(APIView):
+class OrderBulkView(ApiView):
     @extend_schema(request=serializers.BulkInSerializer,
                    responses=responses({200: serializers.BulkOutSerializer}, 400, 413, 415),
                    summary=f"Create or update up to {MAX_BULK} orders, all or nothing")
@@ -205,7 +225,9 @@ def page_size_problem(raw: str | None) -> str | None:
     return None
 
 
-class OrderListView(APIView):
+class OrderListView(ApiView):
+    query_parameters = frozenset({"dunning_level", "open", "updated_since", "cursor", "page_size"})
+
     @extend_schema(
         parameters=[
             # An empty value is no filter (as in the back office's forms), so each admits "".
@@ -268,7 +290,7 @@ class OrderListView(APIView):
         return paginator.get_paginated_response([order_json(o) for o in page])
 
 
-class DunningBlockView(APIView):
+class DunningBlockView(ApiView):
     @extend_schema(request=serializers.BlockInSerializer,
                    responses=responses({200: serializers.OrderOutSerializer}, 400, 404, 409, 413, 415,
                                        invalid=("The request is invalid; see errors.", [
@@ -290,7 +312,8 @@ class DunningBlockView(APIView):
             return problem(409, "The order is paid or cancelled: there is no dunning to block.")
         return Response(order_json(_order_or_404(request, number, now)))
 
-    @extend_schema(request=None, responses=responses({200: serializers.OrderOutSerializer}, 404, 409),
+    @extend_schema(request=None, responses=responses({200: serializers.OrderOutSerializer}, 404, 409,
+                                                     invalid=UNKNOWN_PARAMETER),
                    summary="Unblock dunning")
     def delete(self, request, number: str):
         now = timezone.now()
@@ -314,7 +337,7 @@ def payment_json(payment: Payment) -> dict:
     }
 
 
-class PaymentView(APIView):
+class PaymentView(ApiView):
     @extend_schema(request=serializers.PaymentInSerializer,
                    responses=responses({200: serializers.PaymentOutSerializer, 201: serializers.PaymentOutSerializer},
                                        400, 404, 413, 415,

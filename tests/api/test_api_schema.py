@@ -253,3 +253,16 @@ def test_every_example_in_the_schema_matches_its_schema(schema):
                         assert example["value"].get("status") in (None, int(status))
                         checked += 1
     assert checked >= 30  # every operation's problem answers carry one
+
+
+def test_an_unknown_query_parameter_is_a_400_after_the_key_is_checked(schema, api, order):
+    """A misspelt filter would otherwise list every order; bodies refuse unknown fields the same way."""
+    doc = assert_problem(api.get("orders?dunning_levle=1&open=true"), 400, "dunning_levle")
+    assert "cursor, dunning_level, open, page_size, updated_since" in doc["errors"][0]["detail"]
+    for method, path in [("get", "orders/S-1?x=1"), ("delete", "orders/S-1/dunning-block?force=1"),
+                         ("post", "payments?dry_run=1")]:
+        response = getattr(api, method)(path, {} if method == "post" else None)
+        assert_problem(response, 400, path.split("?")[1].split("=")[0])
+        conforms(schema, method, "/api/v1/" + path.split("?")[0], response)
+    assert Client().get("/api/v1/orders?dunning_levle=1").status_code == 401
+    assert api.get("orders?page_size=5&cursor=").status_code == 200  # the parameters it takes still work
