@@ -348,5 +348,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # axes chats at INFO on every start and attempt; its warnings (failures, lockouts) still show
     # weasyprint logs every layout step at INFO: only its warnings (an image it could not load, ...)
-    "loggers": {"axes": {"level": "WARNING"}, "weasyprint": {"level": "WARNING"}, "fontTools": {"level": "WARNING"}},
+    "loggers": {"axes": {"level": "WARNING"}, "weasyprint": {"level": "WARNING"}, "fontTools": {"level": "WARNING"},
+                # mt-940 logs every field it matches at INFO (dozens of lines per entry) and every field
+                # it cannot read at ERROR; the importer reports the latter itself, as one line
+                "mt940": {"level": "CRITICAL"}},
 }

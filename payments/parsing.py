@@ -19,6 +19,7 @@ import hashlib
 import io
 import re
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -54,9 +55,14 @@ class StatementError(Exception):
     def __str__(self) -> str:
         problem = str(self.problem) % self.params if self.params else str(self.problem)
         if self.entry:
-            return gettext("%(file)s: entry %(entry)d: %(problem)s") % {
+            line = gettext("%(file)s: entry %(entry)d: %(problem)s") % {
                 "file": self.file_name, "entry": self.entry, "problem": problem}
-        return f"{self.file_name}: {problem}"
+        else:
+            line = f"{self.file_name}: {problem}"
+        return _LINE_BREAKS.sub(" ", line).strip()  # one line, whatever lxml's message or the file name holds
+
+
+_LINE_BREAKS = re.compile(r"\s*[\r\n\v\f\x85\u2028\u2029]+\s*")
 
 
 @dataclass
@@ -126,11 +132,18 @@ def _hashed(source: Source) -> Source:
     return source
 
 
+# What a corrupt or unusual ZIP raises while it is opened or read: a bad header, a truncated or
+# damaged deflate stream (zlib.error), a compression method or ZIP version Python cannot unpack
+# (NotImplementedError).
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, zlib.error,
+               NotImplementedError)
+
+
 def _zip_sources(name: str, opener: Callable[[], BinaryIO]) -> list[Source]:
     try:
         with opener() as f, zipfile.ZipFile(f) as archive:
             infos = [i for i in archive.infolist() if not i.is_dir()]
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
+    except _ZIP_ERRORS as exc:
         raise StatementError(name, _("not a readable ZIP file (truncated or corrupt: %(error)s)"), error=exc) from None
     if not infos:
         raise StatementError(name, _("the ZIP file holds no statements"))
@@ -156,13 +169,13 @@ def _zip_sources(name: str, opener: Callable[[], BinaryIO]) -> list[Source]:
         try:
             with open_member() as f:
                 head = f.read(8).lstrip(b"\xef\xbb\xbf \t\r\n")
-        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        except _ZIP_ERRORS as exc:
             raise StatementError(member, _("cannot be unpacked (corrupt ZIP: %(error)s)"), error=exc) from None
         if not head.startswith(b"<"):
             raise StatementError(member, _("a ZIP may hold camt.053 XML files only"))
         try:
-            sources.append(_hashed(Source(member, "camt053", open_member)))
-        except (zipfile.BadZipFile, EOFError, OSError) as exc:
+            sources.append(_hashed(Source(member, "camt053", open_member)))  # reads it whole: a CRC error is here
+        except _ZIP_ERRORS as exc:
             raise StatementError(member, _("cannot be unpacked (corrupt ZIP: %(error)s)"), error=exc) from None
     return sources
 
@@ -406,13 +419,13 @@ def mt940_entries(source: Source) -> Iterator[Entry]:
         data = f.read(MAX_MT940_BYTES + 1)
     if len(data) > MAX_MT940_BYTES:
         raise StatementError(source.name, _("MT940 files over 50 MB are not supported"))
-    for encoding in ("utf-8", "cp1252"):
-        try:
-            text = data.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    text = text.lstrip("\ufeff")
+    # Old systems pad a file with NUL bytes or end it with Ctrl-Z; anywhere else a NUL means a
+    # damaged or binary file (and no database text can hold it).
+    text = _decode(data).lstrip("\ufeff").rstrip("\x00\x1a \t\r\n")
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise StatementError(source.name, _("line %(line)d holds a NUL byte: the file is damaged or not text"),
+                             line=line)
     _check_mt940_lines(source.name, text)
     transactions = mt940.models.Transactions(options=mt940.Options(applicant_iban=True))
     try:
@@ -448,6 +461,18 @@ def mt940_entries(source: Source) -> Iterator[Entry]:
                     end_to_end_id=e2e[:64], counterparty_name=(d.get("applicant_name") or "").strip()[:140],
                     counterparty_iban=(d.get("applicant_iban") or "").replace(" ", "")[:34],
                     source_id=bank_ref if bank_ref and bank_ref.upper() != "NONREF" else "")
+
+
+def _decode(data: bytes) -> str:
+    """UTF-8, else Windows-1252 (what German banks write), else ISO 8859-1: a file with one of the five
+    bytes Windows-1252 leaves undefined is still read (every byte is an ISO 8859-1 character), and
+    the :61: checks decide whether it is a statement."""
+    for encoding in ("utf-8", "cp1252"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")
 
 
 _LINE_61 = re.compile(r"^:61:\d{6}(\d{4})?R?[CD][A-Z]?\d{1,12},\d{0,2}[NSF][A-Z0-9]{3}")

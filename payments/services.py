@@ -81,10 +81,14 @@ FileArg = str | os.PathLike | tuple[str, Callable[[], BinaryIO]]
 
 
 def _opener(item: FileArg) -> tuple[str, Callable[[], BinaryIO]]:
+    """The file's name (as shown and stored: control characters, which an uploaded name may carry,
+    become "?") and how to open it."""
     if isinstance(item, tuple):
-        return item
-    path = os.fspath(item)
-    return os.path.basename(path) or path, lambda: open(path, "rb")  # noqa: SIM115
+        name, opener = item
+    else:
+        path = os.fspath(item)
+        name, opener = os.path.basename(path) or path, lambda: open(path, "rb")  # noqa: SIM115
+    return "".join(c if c.isprintable() else "?" for c in name), opener
 
 
 # --- import -------------------------------------------------------------------------------------
