@@ -448,7 +448,8 @@ def parse_orders_csv(path: Path, *, now: datetime.datetime | None = None) -> Par
     try:
         header, records = split_rows(text)
     except (csv.Error, StopIteration) as exc:
-        raise OrderFileError(f"{path}: the header cannot be read ({exc or 'no header'})") from None
+        reason = str(exc) or f"no line with column names; expected {','.join(COLUMNS)}"
+        raise OrderFileError(f"{path}: the header cannot be read ({reason})") from None
     problems = header_problems(header)
     if problems:
         raise OrderImportError(problems)

@@ -278,6 +278,14 @@ def test_empty_file(db, tmp_path):
     assert "empty" in str(error)
 
 
+@pytest.mark.parametrize("text", [",,,,\n", ";;;\n\n\n"])
+def test_a_file_of_empty_cells_says_which_header_it_expects(db, tmp_path, text):
+    _lines, error = run_failing(write(tmp_path, text))
+    assert str(error).endswith("the header cannot be read (no line with column names; expected "
+                               "number,sales_account,payment_method,customer_name,customer_email,language,total,"
+                               "currency,ordered_at,paid_at,cancelled_at)")
+
+
 def test_command_line_exit_code_and_no_traceback(tmp_path):
     env = {**os.environ, "DJANGO_DEBUG": "1", "DATABASE_URL": "sqlite://:memory:"}
     proc = subprocess.run([sys.executable, "manage.py", "import_orders", str(tmp_path / "missing.csv")],
