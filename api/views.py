@@ -270,7 +270,8 @@ class OrderListView(ApiView):
             try:
                 value = datetime.datetime.fromisoformat(since)
             except ValueError:
-                errors["updated_since"] = ["must be an ISO 8601 date-time, e.g. 2026-11-26T10:00:00+01:00"]
+                errors["updated_since"] = ["must be an existing ISO 8601 date or date-time, e.g. 2026-11-26 or "
+                                           "2026-11-26T10:00:00+01:00"]
             else:
                 try:
                     if timezone.is_naive(value):

@@ -266,3 +266,8 @@ def test_an_unknown_query_parameter_is_a_400_after_the_key_is_checked(schema, ap
         conforms(schema, method, "/api/v1/" + path.split("?")[0], response)
     assert Client().get("/api/v1/orders?dunning_levle=1").status_code == 401
     assert api.get("orders?page_size=5&cursor=").status_code == 200  # the parameters it takes still work
+
+
+def test_a_day_the_month_lacks_is_a_400_that_says_what_is_accepted(api):
+    doc = assert_problem(api.get("orders?updated_since=2026-06-31"), 400, "updated_since")
+    assert doc["errors"][0]["detail"].startswith("must be an existing ISO 8601 date or date-time")
