@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.utils import timezone
@@ -51,12 +53,23 @@ class BearerKeyAuthentication(BaseAuthentication):
 
 
 class KeyRateThrottle(SimpleRateThrottle):
-    """API_RATE_LIMIT (default 50/s) per key; 429 with Retry-After beyond it."""
+    """API_RATE_LIMIT (default 50/s) per key; 429 with Retry-After beyond it; RateLimit-* headers on every answer."""
 
     scope = "api_key"
 
     def get_rate(self) -> str:
         return settings.API_RATE_LIMIT
+
+    def allow_request(self, request, view) -> bool:
+        """As DRF's, and it leaves the key's quota on the request for the RateLimit-* headers
+        (api.views.ApiView): the limit, what is left of it, and the seconds until a request of the
+        window drops out of it."""
+        allowed = super().allow_request(request, view)
+        if self.rate is not None and self.key is not None:
+            oldest = self.history[-1] if self.history else self.now
+            request.rate_limit = (self.num_requests, max(0, self.num_requests - len(self.history)),
+                                  max(1, math.ceil(self.duration - (self.now - oldest))))
+        return allowed
 
     def get_cache_key(self, request, view):
         if isinstance(request.user, ApiClient):

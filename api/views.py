@@ -68,12 +68,30 @@ def responses(ok: dict, *errors: int, invalid: tuple[str, list[dict]] = BODY_INV
                      for code in sorted({*errors, 400, 401, 429})}}
 
 
+RATE_LIMIT_HEADERS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
+RATE_LIMIT_PARAMETERS = [
+    OpenApiParameter(name, int, OpenApiParameter.HEADER, response=True, description=text)
+    for name, text in zip(RATE_LIMIT_HEADERS, (
+        "requests of this key per window (API_RATE_LIMIT); on every answer but a 401",
+        "what is left of them in the current window",
+        "seconds until a request of the window drops out of it"), strict=True)
+]
+
+
 class ApiView(APIView):
     """An API operation. It refuses query parameters it does not take (400 with each one), after the
     key and the rate limit are checked: a misspelt filter (`?dunning_levle=1`) would otherwise
     answer every order, and the order and payment bodies refuse unknown fields the same way."""
 
     query_parameters: frozenset[str] = frozenset()
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        quota = getattr(request, "rate_limit", None)
+        if quota is not None:  # (not on a 401: the key is checked before the quota)
+            for name, value in zip(RATE_LIMIT_HEADERS, quota, strict=True):
+                response[name] = str(value)
+        return response
 
     def initial(self, request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)
@@ -159,11 +177,12 @@ def _invalid(exc: OrdersInvalid, *, single: bool) -> Response:
 
 class OrderDetailView(ApiView):
     @extend_schema(responses=responses({200: serializers.OrderOutSerializer}, 404, invalid=UNKNOWN_PARAMETER),
-                   summary="Read an order with its dunning state")
+                   parameters=RATE_LIMIT_PARAMETERS, summary="Read an order with its dunning state")
     def get(self, request, number: str):
         return Response(order_json(_order_or_404(request, number, timezone.now())))
 
     @extend_schema(request=serializers.OrderInSerializer,
+                   parameters=RATE_LIMIT_PARAMETERS,
                    responses=responses({200: serializers.OrderOutSerializer, 201: serializers.OrderOutSerializer},
                                        400, 413, 415),
                    summary="Create or update an order (never touches dunning state)")
@@ -185,6 +204,7 @@ class OrderDetailView(ApiView):
 
 class OrderBulkView(ApiView):
     @extend_schema(request=serializers.BulkInSerializer,
+                   parameters=RATE_LIMIT_PARAMETERS,
                    responses=responses({200: serializers.BulkOutSerializer}, 400, 413, 415),
                    summary=f"Create or update up to {MAX_BULK} orders, all or nothing")
     def post(self, request):
@@ -244,6 +264,7 @@ class OrderListView(ApiView):
                              description=f"default {OrderCursorPagination.page_size}; more than "
                                          f"{OrderCursorPagination.max_page_size} gives "
                                          f"{OrderCursorPagination.max_page_size}"),
+            *RATE_LIMIT_PARAMETERS,
         ],
         responses=responses({200: serializers.OrderPageSerializer}, 400, 404, invalid=QUERY_INVALID),
         summary="List orders (cursor-paginated, oldest change first)", operation_id="orders_list")
@@ -293,6 +314,7 @@ class OrderListView(ApiView):
 
 class DunningBlockView(ApiView):
     @extend_schema(request=serializers.BlockInSerializer,
+                   parameters=RATE_LIMIT_PARAMETERS,
                    responses=responses({200: serializers.OrderOutSerializer}, 400, 404, 409, 413, 415,
                                        invalid=("The request is invalid; see errors.", [
                                            {"pointer": "/reason", "detail": "required: why dunning is blocked"}])),
@@ -313,7 +335,8 @@ class DunningBlockView(ApiView):
             return problem(409, "The order is paid or cancelled: there is no dunning to block.")
         return Response(order_json(_order_or_404(request, number, now)))
 
-    @extend_schema(request=None, responses=responses({200: serializers.OrderOutSerializer}, 404, 409,
+    @extend_schema(request=None, parameters=RATE_LIMIT_PARAMETERS,
+                   responses=responses({200: serializers.OrderOutSerializer}, 404, 409,
                                                      invalid=UNKNOWN_PARAMETER),
                    summary="Unblock dunning")
     def delete(self, request, number: str):
@@ -340,6 +363,7 @@ def payment_json(payment: Payment) -> dict:
 
 class PaymentView(ApiView):
     @extend_schema(request=serializers.PaymentInSerializer,
+                   parameters=RATE_LIMIT_PARAMETERS,
                    responses=responses({200: serializers.PaymentOutSerializer, 201: serializers.PaymentOutSerializer},
                                        400, 404, 413, 415,
                                        invalid=("The payment is invalid; nothing was recorded. See errors.",

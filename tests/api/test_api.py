@@ -358,6 +358,17 @@ def test_rate_limit_429_with_retry_after(api, settings):
     cache.clear()
 
 
+def test_every_answer_but_a_401_says_the_quota_left(api, settings, client):
+    settings.API_RATE_LIMIT = "3/m"
+    answers = [api.get("orders"), api.get("orders/nope"), api.get("orders?dunning_level=9"), api.get("orders")]
+    assert [r.status_code for r in answers] == [200, 404, 400, 429]
+    assert [r["RateLimit-Remaining"] for r in answers] == ["2", "1", "0", "0"]
+    assert {r["RateLimit-Limit"] for r in answers} == {"3"}
+    assert all(1 <= int(r["RateLimit-Reset"]) <= 60 for r in answers)
+    assert int(answers[-1]["Retry-After"]) >= 1
+    assert "RateLimit-Remaining" not in client.get("/api/v1/orders")  # no key: nothing to count against
+
+
 def test_schema_and_docs_without_cdn(client):
     schema = client.get("/api/v1/schema/")
     assert schema.status_code == 200 and b"/api/v1/orders/{number}" in schema.content
