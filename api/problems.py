@@ -8,6 +8,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+PROBLEM_JSON = "application/problem+json"
 TITLES = {400: "Invalid request", 401: "Not authenticated", 403: "Forbidden", 404: "Not found",
           405: "Method not allowed", 406: "Not acceptable", 409: "Conflict", 413: "Payload too large",
           415: "Unsupported media type", 429: "Too many requests", 500: "Internal server error"}
@@ -19,14 +20,14 @@ def problem_body(status_code: int, detail: str) -> dict:
 
 def problem_json(status_code: int, detail: str) -> JsonResponse:
     """A problem document outside DRF's views (middleware, Django's error handlers)."""
-    return JsonResponse(problem_body(status_code, detail), status=status_code, content_type="application/problem+json")
+    return JsonResponse(problem_body(status_code, detail), status=status_code, content_type=PROBLEM_JSON)
 
 
 def problem(status_code: int, detail: str, *, errors: list[dict] | None = None, headers=None) -> Response:
     body = problem_body(status_code, detail)
     if errors:
         body["errors"] = errors
-    response = Response(body, status=status_code, headers=headers, content_type="application/problem+json")
+    response = Response(body, status=status_code, headers=headers, content_type=PROBLEM_JSON)
     return response
 
 

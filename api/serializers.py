@@ -172,13 +172,3 @@ class ProblemSerializer(serializers.Serializer):
     detail = serializers.CharField(allow_blank=True)
     errors = ProblemErrorSerializer(many=True, required=False)
 
-
-CLOSED = ("OrderIn", "BulkItem", "PaymentIn")  # any other field is a 400 "unknown field"
-
-
-def closed_request_bodies(result, generator, request, public):
-    """drf-spectacular postprocessing hook: the bodies that refuse unknown fields say so
-    (`additionalProperties: false`)."""
-    for name in CLOSED:
-        result["components"]["schemas"][name]["additionalProperties"] = False
-    return result

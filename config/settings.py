@@ -308,7 +308,7 @@ SPECTACULAR_SETTINGS = {
     "WEBHOOKS": [f"api.webhook_schema.{name}" for name in ("REMINDER_SENT", "ORDER_PAID",
                                                            "ORDER_FLAGGED_FOR_CANCELLATION", "ORDER_CANCELLED",
                                                            "PAYMENT_UNMATCHED")],
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "api.serializers.closed_request_bodies"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "api.schema.closed_request_bodies"],
 }
 
 # --- Security (production behind a TLS-terminating proxy) -----------------------------------
