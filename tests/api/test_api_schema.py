@@ -65,8 +65,8 @@ def order(account, invoice):
 
 def test_every_answer_of_every_operation_is_documented_and_matches_its_schema(schema, api, order, settings):
     ReminderFactory(order=order, level=1, status=Reminder.Status.SENT)
-    paid = OrderFactory(sales_account=order.sales_account, payment_method=order.payment_method, number="S-2",
-                        paid_at=timezone.now())
+    OrderFactory(sales_account=order.sales_account, payment_method=order.payment_method, number="S-2",
+                 paid_at=timezone.now())  # paid: its dunning block answers 409
     calls = [
         ("get", "orders", None, 200),
         ("get", "orders?page_size=1", None, 200),
@@ -101,7 +101,6 @@ def test_every_answer_of_every_operation_is_documented_and_matches_its_schema(sc
         response = getattr(api, method)(path, body)
         assert response.status_code == status, (method, path, response.content)
         conforms(schema, method, "/api/v1/" + path.split("?")[0], response)
-    assert paid.paid_at
 
     # the answers every operation can give: no key (401), a body not JSON (415), too large (413), too many (429)
     anonymous = Client()
